@@ -1,0 +1,37 @@
+"""The `vidret` command: one verb per job. Each verb is a thin layer over the library."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from vidret.cli.data_cmd import data_app
+from vidret.cli.eval_cmd import eval_command
+from vidret.errors import VidretError
+
+# Nothing may download models at run time; libraries that could try are told not to.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+app = typer.Typer(
+    name="vidret",
+    help="Text-to-video retrieval: datasets, training, adaptive margins, evaluation, search.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data_app, name="data")
+app.command("eval")(eval_command)
+
+
+def main() -> None:
+    try:
+        app()
+    except VidretError as e:
+        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.secho("interrupted", fg=typer.colors.YELLOW, err=True)
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""Evaluation: exact retrieval metrics, and (later) reports over seeds and figures."""

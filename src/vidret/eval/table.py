@@ -1,0 +1,16 @@
+"""Metrics as a plain-text table, the layout papers use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    """Two rows (t2v, v2t), one column per metric, then Rsum."""
+    keys = list(metrics["t2v"])
+    header = f"{'':<5}" + "".join(f"{k:>9}" for k in keys)
+    rows = [header]
+    for direction in ("t2v", "v2t"):
+        rows.append(f"{direction:<5}" + "".join(f"{metrics[direction][k]:>9.2f}" for k in keys))
+    rows.append(f"Rsum {metrics['Rsum']:.2f}")
+    return "\n".join(rows)

@@ -1,0 +1,32 @@
+"""Shared fixtures: the generated demo dataset, and the real data beside the project."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from vidret.data.demo import make_demo_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    """`$VIDRET_SHARED_DATA`, else `../shared/data` beside the repository."""
+    return Path(os.environ.get("VIDRET_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def msrvtt_1k() -> Path:
+    path = shared_data_dir() / "msrvtt-1k"
+    if not (path / "videos.jsonl").exists():
+        pytest.skip(f"real data not found at {path} (set VIDRET_SHARED_DATA to the data folder)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small generated dataset, made once per test session; tests must not modify it."""
+    return make_demo_dataset(tmp_path_factory.mktemp("demo") / "demo", num_videos=120,
+                             captions_per_video=5, seed=0)
