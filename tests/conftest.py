@@ -28,5 +28,6 @@ def msrvtt_1k() -> Path:
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small generated dataset, made once per test session; tests must not modify it."""
-    return make_demo_dataset(tmp_path_factory.mktemp("demo") / "demo", num_videos=120,
-                             captions_per_video=5, seed=0)
+    return make_demo_dataset(
+        tmp_path_factory.mktemp("demo") / "demo", num_videos=120, captions_per_video=5, seed=0
+    )

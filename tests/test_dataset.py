@@ -22,8 +22,11 @@ def write_tiny(root: Path) -> Path:
     root.mkdir(parents=True)
     videos = [{"video_id": f"v{i}", "category": "c"} for i in range(3)]
     (root / "videos.jsonl").write_text("".join(json.dumps(v) + "\n" for v in videos))
-    caps = [{"video_id": f"v{i}", "caption": f"caption {k} of video {i}", "sen_id": 2 * i + k}
-            for i in range(3) for k in range(2)]
+    caps = [
+        {"video_id": f"v{i}", "caption": f"caption {k} of video {i}", "sen_id": 2 * i + k}
+        for i in range(3)
+        for k in range(2)
+    ]
     (root / "captions.jsonl").write_text("".join(json.dumps(c) + "\n" for c in caps))
     np.save(root / "rgb.npy", np.ones((3, 4, 8), np.float32))
     np.save(root / "audio.npy", np.ones((3, 5, 2), np.float32))
@@ -66,69 +69,189 @@ def replace_line(path: Path, line: int, text: str) -> None:
 
 # (how to break the folder, file the problem must name, line it must name, words it must use)
 BREAKAGES: list[tuple[str, Callable[[Path], None], str, int | None, str]] = [
-    ("malformed JSON", lambda r: replace_line(r / "captions.jsonl", 3, '{"video_id": "v1",'),
-     "captions.jsonl", 3, "malformed JSON"),
-    ("not an object", lambda r: append(r / "videos.jsonl", "[1, 2]\n"),
-     "videos.jsonl", 4, "JSON object"),
-    ("duplicate video id", lambda r: replace_line(r / "videos.jsonl", 3, '{"video_id": "v0"}'),
-     "videos.jsonl", 3, "duplicate video_id 'v0' (first at line 1)"),
-    ("missing video id", lambda r: replace_line(r / "videos.jsonl", 2, '{"id": "v1"}'),
-     "videos.jsonl", 2, "video_id"),
-    ("caption of unknown video",
-     lambda r: append(r / "captions.jsonl", '{"video_id": "v9", "caption": "x"}\n'),
-     "captions.jsonl", 7, "unknown video 'v9'"),
-    ("empty caption",
-     lambda r: replace_line(r / "captions.jsonl", 5, '{"video_id": "v2", "caption": "   "}'),
-     "captions.jsonl", 5, "empty caption"),
-    ("caption not a string",
-     lambda r: replace_line(r / "captions.jsonl", 1, '{"video_id": "v0", "caption": 3}'),
-     "captions.jsonl", 1, "string 'caption'"),
-    ("video without captions",
-     lambda r: append(r / "videos.jsonl", '{"video_id": "v3"}\n'),
-     "videos.jsonl", 4, "'v3' has no captions"),
-    ("NaN in features",
-     lambda r: np.save(r / "rgb.npy", np.where(np.arange(3)[:, None, None] == 1, np.nan,
-                                               np.ones((3, 4, 8), np.float32))),
-     "rgb.npy", None, "row 1 (video 'v1', videos.jsonl line 2): 32 NaN/Inf"),
-    ("Inf in features",
-     lambda r: np.save(r / "rgb.npy", np.full((3, 4, 8), np.inf, np.float32)),
-     "rgb.npy", None, "row 0 (video 'v0'"),
-    ("row-count mismatch", lambda r: np.save(r / "rgb.npy", np.ones((2, 4, 8), np.float32)),
-     "rgb.npy", None, "has 2 rows but videos.jsonl has 3 videos"),
-    ("not 3-D", lambda r: np.save(r / "rgb.npy", np.ones((3, 8), np.float32)),
-     "rgb.npy", None, "expected shape [num_videos, frames, dim]"),
-    ("integer features", lambda r: np.save(r / "rgb.npy", np.ones((3, 4, 8), np.int32)),
-     "rgb.npy", None, "expected a float array"),
-    ("dimension differs from dataset.json",
-     lambda r: (r / "dataset.json").write_text('{"experts": {"rgb": {"dim": 16}}}'),
-     "rgb.npy", None, "feature dimension 8 differs"),
-    ("lengths of wrong shape", lambda r: np.save(r / "audio.lengths.npy", np.array([1, 2])),
-     "audio.lengths.npy", None, "shape [3]"),
-    ("lengths out of range", lambda r: np.save(r / "audio.lengths.npy", np.array([1, 9, 0])),
-     "audio.lengths.npy", None, "row 1: length 9 outside 0..5"),
-    ("lengths without expert", lambda r: np.save(r / "face.lengths.npy", np.array([1, 1, 1])),
-     "face.lengths.npy", None, "without its expert"),
-    ("corrupt npy", lambda r: (r / "rgb.npy").write_bytes(b"not an array"),
-     "rgb.npy", None, "cannot read"),
-    ("missing videos.jsonl", lambda r: (r / "videos.jsonl").unlink(),
-     "videos.jsonl", None, "missing"),
-    ("missing captions.jsonl", lambda r: (r / "captions.jsonl").unlink(),
-     "captions.jsonl", None, "missing"),
-    ("no experts", lambda r: [p.unlink() for p in r.glob("*.npy")],
-     "tiny", None, "no expert feature files"),
-    ("unknown id in split", lambda r: append(r / "splits" / "test.txt", "v7\n"),
-     "splits/test.txt", 3, "unknown video id 'v7'"),
-    ("id twice in split", lambda r: append(r / "splits" / "test.txt", "v0\n"),
-     "splits/test.txt", 3, "listed twice"),
-    ("malformed dataset.json", lambda r: (r / "dataset.json").write_text("{oops"),
-     "dataset.json", 1, "malformed JSON"),
+    (
+        "malformed JSON",
+        lambda r: replace_line(r / "captions.jsonl", 3, '{"video_id": "v1",'),
+        "captions.jsonl",
+        3,
+        "malformed JSON",
+    ),
+    (
+        "not an object",
+        lambda r: append(r / "videos.jsonl", "[1, 2]\n"),
+        "videos.jsonl",
+        4,
+        "JSON object",
+    ),
+    (
+        "duplicate video id",
+        lambda r: replace_line(r / "videos.jsonl", 3, '{"video_id": "v0"}'),
+        "videos.jsonl",
+        3,
+        "duplicate video_id 'v0' (first at line 1)",
+    ),
+    (
+        "missing video id",
+        lambda r: replace_line(r / "videos.jsonl", 2, '{"id": "v1"}'),
+        "videos.jsonl",
+        2,
+        "video_id",
+    ),
+    (
+        "caption of unknown video",
+        lambda r: append(r / "captions.jsonl", '{"video_id": "v9", "caption": "x"}\n'),
+        "captions.jsonl",
+        7,
+        "unknown video 'v9'",
+    ),
+    (
+        "empty caption",
+        lambda r: replace_line(r / "captions.jsonl", 5, '{"video_id": "v2", "caption": "   "}'),
+        "captions.jsonl",
+        5,
+        "empty caption",
+    ),
+    (
+        "caption not a string",
+        lambda r: replace_line(r / "captions.jsonl", 1, '{"video_id": "v0", "caption": 3}'),
+        "captions.jsonl",
+        1,
+        "string 'caption'",
+    ),
+    (
+        "video without captions",
+        lambda r: append(r / "videos.jsonl", '{"video_id": "v3"}\n'),
+        "videos.jsonl",
+        4,
+        "'v3' has no captions",
+    ),
+    (
+        "NaN in features",
+        lambda r: np.save(
+            r / "rgb.npy",
+            np.where(np.arange(3)[:, None, None] == 1, np.nan, np.ones((3, 4, 8), np.float32)),
+        ),
+        "rgb.npy",
+        None,
+        "row 1 (video 'v1', videos.jsonl line 2): 32 NaN/Inf",
+    ),
+    (
+        "Inf in features",
+        lambda r: np.save(r / "rgb.npy", np.full((3, 4, 8), np.inf, np.float32)),
+        "rgb.npy",
+        None,
+        "row 0 (video 'v0'",
+    ),
+    (
+        "row-count mismatch",
+        lambda r: np.save(r / "rgb.npy", np.ones((2, 4, 8), np.float32)),
+        "rgb.npy",
+        None,
+        "has 2 rows but videos.jsonl has 3 videos",
+    ),
+    (
+        "not 3-D",
+        lambda r: np.save(r / "rgb.npy", np.ones((3, 8), np.float32)),
+        "rgb.npy",
+        None,
+        "expected shape [num_videos, frames, dim]",
+    ),
+    (
+        "integer features",
+        lambda r: np.save(r / "rgb.npy", np.ones((3, 4, 8), np.int32)),
+        "rgb.npy",
+        None,
+        "expected a float array",
+    ),
+    (
+        "dimension differs from dataset.json",
+        lambda r: (r / "dataset.json").write_text('{"experts": {"rgb": {"dim": 16}}}'),
+        "rgb.npy",
+        None,
+        "feature dimension 8 differs",
+    ),
+    (
+        "lengths of wrong shape",
+        lambda r: np.save(r / "audio.lengths.npy", np.array([1, 2])),
+        "audio.lengths.npy",
+        None,
+        "shape [3]",
+    ),
+    (
+        "lengths out of range",
+        lambda r: np.save(r / "audio.lengths.npy", np.array([1, 9, 0])),
+        "audio.lengths.npy",
+        None,
+        "row 1: length 9 outside 0..5",
+    ),
+    (
+        "lengths without expert",
+        lambda r: np.save(r / "face.lengths.npy", np.array([1, 1, 1])),
+        "face.lengths.npy",
+        None,
+        "without its expert",
+    ),
+    (
+        "corrupt npy",
+        lambda r: (r / "rgb.npy").write_bytes(b"not an array"),
+        "rgb.npy",
+        None,
+        "cannot read",
+    ),
+    (
+        "missing videos.jsonl",
+        lambda r: (r / "videos.jsonl").unlink(),
+        "videos.jsonl",
+        None,
+        "missing",
+    ),
+    (
+        "missing captions.jsonl",
+        lambda r: (r / "captions.jsonl").unlink(),
+        "captions.jsonl",
+        None,
+        "missing",
+    ),
+    (
+        "no experts",
+        lambda r: [p.unlink() for p in r.glob("*.npy")],
+        "tiny",
+        None,
+        "no expert feature files",
+    ),
+    (
+        "unknown id in split",
+        lambda r: append(r / "splits" / "test.txt", "v7\n"),
+        "splits/test.txt",
+        3,
+        "unknown video id 'v7'",
+    ),
+    (
+        "id twice in split",
+        lambda r: append(r / "splits" / "test.txt", "v0\n"),
+        "splits/test.txt",
+        3,
+        "listed twice",
+    ),
+    (
+        "malformed dataset.json",
+        lambda r: (r / "dataset.json").write_text("{oops"),
+        "dataset.json",
+        1,
+        "malformed JSON",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "breakage", "file", "line", "words"), BREAKAGES,
-                         ids=[b[0] for b in BREAKAGES])
+@pytest.mark.parametrize(
+    ("name", "breakage", "file", "line", "words"), BREAKAGES, ids=[b[0] for b in BREAKAGES]
+)
 def test_every_bad_input_is_reported_with_file_and_line(
-    tiny: Path, name: str, breakage: Callable[[Path], None], file: str, line: int | None,
+    tiny: Path,
+    name: str,
+    breakage: Callable[[Path], None],
+    file: str,
+    line: int | None,
     words: str,
 ) -> None:
     breakage(tiny)
@@ -194,5 +317,6 @@ def test_copy_of_real_data_with_a_nan_is_caught(msrvtt_1k: Path, tmp_path: Path)
     feats[17, 3, 5] = np.nan
     np.save(dst / "frames.npy", feats)
     report = check_dataset(dst, progress=False)
-    assert any("row 17" in p.message and "videos.jsonl line 18" in p.message
-               for p in report.problems)
+    assert any(
+        "row 17" in p.message and "videos.jsonl line 18" in p.message for p in report.problems
+    )

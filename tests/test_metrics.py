@@ -112,8 +112,12 @@ def test_torch_input_and_dtypes_agree_with_numpy() -> None:
     rng = np.random.default_rng(3)
     S, c2v = tied_matrix(rng, n_videos=25, levels=9)
     expected = retrieval_metrics(S, c2v)
-    for tensor in (torch.from_numpy(S), torch.from_numpy(S).to(torch.bfloat16),
-                   torch.from_numpy(S).double(), torch.from_numpy(S).half()):
+    for tensor in (
+        torch.from_numpy(S),
+        torch.from_numpy(S).to(torch.bfloat16),
+        torch.from_numpy(S).double(),
+        torch.from_numpy(S).half(),
+    ):
         assert retrieval_metrics(tensor, torch.from_numpy(c2v)) == expected
     assert retrieval_metrics(S.astype(np.int32), c2v) == expected
 

@@ -25,8 +25,9 @@ def check(
 
     report = check_dataset(folder, progress=not as_json)
     if as_json:
-        typer.echo(json.dumps({**report.summary, "problems": [str(p) for p in report.problems]},
-                              indent=2))
+        typer.echo(
+            json.dumps({**report.summary, "problems": [str(p) for p in report.problems]}, indent=2)
+        )
     else:
         typer.echo(format_summary(report.summary))
     if report.problems:
@@ -45,8 +46,7 @@ def format_summary(s: dict[str, Any]) -> str:
     lines.append(f"videos:   {s['videos']}")
     per = s.get("captions_per_video")
     per_text = (
-        f"  (per video min {per['min']} / mean {per['mean']:.2f} / max {per['max']})"
-        if per else ""
+        f"  (per video min {per['min']} / mean {per['mean']:.2f} / max {per['max']})" if per else ""
     )
     lines.append(f"captions: {s['captions']}{per_text}")
     lines.append("experts:")
@@ -80,10 +80,12 @@ def demo(
     """Generate the demo dataset: scenes with near-duplicates, shared and unrelated topics."""
     from vidret.data.demo import make_demo_dataset
 
-    make_demo_dataset(folder, num_videos=videos, captions_per_video=captions, seed=seed,
-                      overwrite=overwrite)
-    typer.echo(f"wrote generated demo dataset to {folder} ({videos} videos, "
-               f"{videos * captions} captions)")
+    make_demo_dataset(
+        folder, num_videos=videos, captions_per_video=captions, seed=seed, overwrite=overwrite
+    )
+    typer.echo(
+        f"wrote generated demo dataset to {folder} ({videos} videos, {videos * captions} captions)"
+    )
 
 
 @data_app.command("import-mmt")
@@ -92,9 +94,11 @@ def import_mmt_command(
     dst: Annotated[Path, typer.Argument(help="dataset folder to write")],
     dataset: Annotated[str, typer.Option(help="msrvtt, activitynet or lsmdc")] = "msrvtt",
     paragraphs: Annotated[
-        bool | None, typer.Option("--paragraphs/--no-paragraphs",
-                                  help="join a video's captions into one paragraph "
-                                  "(default: on for activitynet)")
+        bool | None,
+        typer.Option(
+            "--paragraphs/--no-paragraphs",
+            help="join a video's captions into one paragraph (default: on for activitynet)",
+        ),
     ] = None,
     max_frames: Annotated[int, typer.Option(help="keep at most this many frames per expert")] = 64,
     overwrite: Annotated[bool, typer.Option(help="replace an existing folder")] = False,
@@ -102,12 +106,15 @@ def import_mmt_command(
     """Import pickled per-expert features and raw-captions.pkl into a dataset folder."""
     from vidret.data.import_mmt import import_mmt
 
-    report = import_mmt(src, dst, dataset=dataset, paragraphs=paragraphs,
-                        max_frames=max_frames, overwrite=overwrite)
+    report = import_mmt(
+        src, dst, dataset=dataset, paragraphs=paragraphs, max_frames=max_frames, overwrite=overwrite
+    )
     typer.echo(f"imported {report.videos} videos, {report.captions} captions into {dst}")
     for name, e in report.experts.items():
-        typer.echo(f"  expert {name}: dim {e['dim']}, up to {e['frames']} frames, "
-                   f"{e['videos_with_features']} videos with features")
+        typer.echo(
+            f"  expert {name}: dim {e['dim']}, up to {e['frames']} frames, "
+            f"{e['videos_with_features']} videos with features"
+        )
     for name, n in report.splits.items():
         typer.echo(f"  split {name}: {n} videos")
     for note in report.skipped:
@@ -117,8 +124,10 @@ def import_mmt_command(
 @data_app.command("split")
 def split(
     folder: Annotated[Path, typer.Argument(help="dataset folder")],
-    sizes: Annotated[str, typer.Argument(help="train/val/test counts or fractions, "
-                                         "e.g. 600/100/100 or 0.8/0.1/0.1")],
+    sizes: Annotated[
+        str,
+        typer.Argument(help="train/val/test counts or fractions, e.g. 600/100/100 or 0.8/0.1/0.1"),
+    ],
     seed: Annotated[int, typer.Option(help="split seed")] = 0,
     write: Annotated[bool, typer.Option(help="save as splits/<prefix>train.txt etc.")] = False,
     prefix: Annotated[str, typer.Option(help="file name prefix with --write")] = "",

@@ -15,13 +15,17 @@ from vidret.errors import VidretError
 def eval_command(
     sims: Annotated[
         Path | None,
-        typer.Option(help="similarity matrix [captions, videos]: .npy, or .npz holding "
-                     "'sims' and 'caption_to_video'"),
+        typer.Option(
+            help="similarity matrix [captions, videos]: .npy, or .npz holding "
+            "'sims' and 'caption_to_video'"
+        ),
     ] = None,
     caption_to_video: Annotated[
         Path | None,
-        typer.Option(help="with a .npy --sims: .npy or .txt (one int a line) giving each "
-                     "caption's video column"),
+        typer.Option(
+            help="with a .npy --sims: .npy or .txt (one int a line) giving each "
+            "caption's video column"
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     r50: Annotated[bool, typer.Option("--r50", help="also report R@50")] = False,
