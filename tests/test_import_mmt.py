@@ -1,0 +1,116 @@
+"""The MMT / Collaborative-Experts importer, on small pickles written in their layout."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from vidret.cli import app
+from vidret.data.dataset import VideoDataset
+from vidret.data.import_mmt import import_mmt
+from vidret.data.validate import check_dataset
+from vidret.errors import VidretError
+
+
+def write_release(src: Path) -> dict[str, np.ndarray]:
+    """A CE-style release: pooled and sequence experts, token-list captions, split lists."""
+    rng = np.random.default_rng(0)
+    src.mkdir()
+    ids = [f"video{i}" for i in range(5)]
+    captions = {
+        vid: [["a", "man", f"does{k}", vid], ["someone", "cooks"]] for k, vid in enumerate(ids)
+    }
+    captions["video_no_feats"] = [["nobody", "has", "features"]]
+    with open(src / "raw-captions.pkl", "wb") as f:
+        pickle.dump(captions, f)
+
+    pooled = {vid: rng.standard_normal(6).astype(np.float32) for vid in ids}
+    pooled["video3"] = np.float64("nan")  # CE marks a missing expert with a scalar NaN
+    pooled["video_uncaptioned"] = np.ones(6, np.float32)
+    seq = {vid: rng.standard_normal((k + 2, 4)).astype(np.float32) for k, vid in enumerate(ids)}
+    seq["video1"][0] = np.nan  # a NaN frame is dropped
+    for folder, name, data in (
+        ("aggregated_scene", "densenet-avg.pickle", pooled),
+        ("aggregated_audio", "vggish.pickle", seq),
+    ):
+        (src / folder).mkdir()
+        with open(src / folder / name, "wb") as f:
+            pickle.dump(data, f)
+    (src / "train_list_jsfusion.txt").write_text("video0\nvideo1\nvideo2\nvideo_gone\n")
+    (src / "val_list_jsfusion.txt").write_text("video3\nvideo4\n")
+    return {"pooled_video0": pooled["video0"], "seq_video2": seq["video2"]}
+
+
+def test_import_writes_a_valid_dataset(tmp_path: Path) -> None:
+    arrays = write_release(tmp_path / "release")
+    report = import_mmt(tmp_path / "release", tmp_path / "out", progress=False)
+    assert report.videos == 6 and report.captions == 11
+    assert check_dataset(tmp_path / "out", progress=False).ok
+
+    ds = VideoDataset.open(tmp_path / "out")
+    assert set(ds.experts) == {"densenet-avg", "vggish"}
+    row = ds.video_index()
+    pooled = ds.experts["densenet-avg"]
+    assert pooled.features.shape == (6, 1, 6)
+    np.testing.assert_array_equal(pooled.features[row["video0"], 0], arrays["pooled_video0"])
+    assert pooled.lengths[row["video3"]] == 0  # NaN scalar -> missing
+    assert pooled.lengths[row["video_no_feats"]] == 0
+    seq = ds.experts["vggish"]
+    assert seq.lengths[row["video2"]] == 4 and seq.lengths[row["video1"]] == 2  # NaN row dropped
+    np.testing.assert_array_equal(seq.features[row["video2"], :4], arrays["seq_video2"])
+    assert ds.captions[ds.caption_video.tolist().index(row["video0"])] == "a man does0 video0"
+    assert "video_gone" not in (tmp_path / "out/splits/train_list_jsfusion.txt").read_text()
+    assert report.splits == {"train_list_jsfusion": 3, "val_list_jsfusion": 2}
+
+
+def test_activitynet_joins_captions_into_a_paragraph(tmp_path: Path) -> None:
+    write_release(tmp_path / "release")
+    import_mmt(tmp_path / "release", tmp_path / "anet", dataset="activitynet", progress=False)
+    ds = VideoDataset.open(tmp_path / "anet")
+    assert len(ds.captions) == ds.num_videos
+    assert ds.captions[ds.video_index()["video0"]] == "a man does0 video0. someone cooks."
+
+
+def test_max_frames_subsamples_evenly(tmp_path: Path) -> None:
+    write_release(tmp_path / "release")
+    import_mmt(tmp_path / "release", tmp_path / "out", max_frames=3, progress=False)
+    assert VideoDataset.open(tmp_path / "out").experts["vggish"].frames == 3
+
+
+def test_unsafe_pickle_is_refused(tmp_path: Path) -> None:
+    write_release(tmp_path / "release")
+
+    class Evil:
+        def __reduce__(self):  # would run a shell command on load
+            return (os.system, ("echo pwned",))
+
+    with open(tmp_path / "release" / "evil.pkl", "wb") as f:
+        pickle.dump({"video0": Evil()}, f)
+    with pytest.raises(VidretError, match="refusing to load"):
+        import_mmt(tmp_path / "release", tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()  # nothing half-written left behind
+
+
+def test_missing_captions_and_existing_destination(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(VidretError, match="no raw-captions"):
+        import_mmt(tmp_path / "empty", tmp_path / "out", progress=False)
+    write_release(tmp_path / "release")
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(VidretError, match="already exists"):
+        import_mmt(tmp_path / "release", tmp_path / "taken", progress=False)
+
+
+def test_cli_import(tmp_path: Path) -> None:
+    write_release(tmp_path / "release")
+    result = CliRunner().invoke(
+        app, ["data", "import-mmt", str(tmp_path / "release"), str(tmp_path / "out")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "imported 6 videos, 11 captions" in result.output
+    assert "expert vggish: dim 4" in result.output
