@@ -1,0 +1,25 @@
+"""Names of the files that make up a dataset folder (documented in docs/datasets.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+VIDEOS_FILE = "videos.jsonl"
+CAPTIONS_FILE = "captions.jsonl"
+METADATA_FILE = "dataset.json"
+SPLITS_DIR = "splits"
+CACHE_DIR = "cache"
+LENGTHS_SUFFIX = ".lengths.npy"
+
+
+def expert_files(root: Path) -> dict[str, Path]:
+    """Map expert name -> feature file: every `<expert>.npy` except `<expert>.lengths.npy`."""
+    return {
+        p.name[: -len(".npy")]: p
+        for p in sorted(root.glob("*.npy"))
+        if not p.name.endswith(LENGTHS_SUFFIX)
+    }
+
+
+def lengths_file(root: Path, expert: str) -> Path:
+    return root / f"{expert}{LENGTHS_SUFFIX}"

@@ -1,0 +1,247 @@
+"""`vidret data import-mmt`: convert an MMT / Collaborative-Experts feature release.
+
+Those releases hold, per expert, a pickled dict `video_id -> array` (`[dim]` for a pooled
+feature, `[frames, dim]` for a sequence; NaN or absent where the expert is missing),
+`raw-captions*.pkl` (`video_id -> list of captions`, each a list of words or a string)
+and split lists (`*_list_*.txt`). This module finds them under SRC and writes a dataset
+folder (docs/datasets.md). ActivityNet captions of one video are joined into one
+paragraph, as the paper and MMT do for paragraph-to-video retrieval.
+
+Pickles can run code when loaded, so they are read with an unpickler that only builds
+plain containers and NumPy arrays.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from vidret.data.format import CAPTIONS_FILE, METADATA_FILE, SPLITS_DIR, VIDEOS_FILE, lengths_file
+from vidret.errors import VidretError
+from vidret.io import atomic_directory, write_json_atomic, write_jsonl_atomic
+
+DATASETS = ("msrvtt", "activitynet", "lsmdc")
+_CAPTION_FILE = re.compile(r"^raw-captions.*\.(pkl|pickle)$")
+_SPLIT_FILE = re.compile(r".*_list.*\.txt$")
+
+# Only what NumPy arrays and plain containers need; anything else is refused.
+_ALLOWED_GLOBALS = {
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "scalar"),
+    ("collections", "OrderedDict"),
+    ("builtins", "float"),
+}
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _ALLOWED_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a feature pickle")
+
+
+def load_pickle(path: Path) -> Any:
+    """Load a release pickle safely; Python 2 pickles (latin-1 strings) are handled too."""
+    data = path.read_bytes()
+    try:
+        return _ArrayUnpickler(io.BytesIO(data)).load()
+    except UnicodeDecodeError:
+        return _ArrayUnpickler(io.BytesIO(data), encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError) as e:
+        raise VidretError(f"{path}: cannot read this pickle ({e})") from e
+
+
+@dataclass
+class ImportReport:
+    videos: int = 0
+    captions: int = 0
+    experts: dict[str, dict[str, int]] = field(default_factory=dict)
+    splits: dict[str, int] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+
+def import_mmt(
+    src: Path | str,
+    dst: Path | str,
+    dataset: str = "msrvtt",
+    paragraphs: bool | None = None,
+    max_frames: int = 64,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> ImportReport:
+    """Convert the release under `src` into the dataset folder `dst` (written atomically)."""
+    src, dst = Path(src), Path(dst)
+    if dataset not in DATASETS:
+        raise VidretError(f"unknown dataset '{dataset}'; choose one of {', '.join(DATASETS)}")
+    if not src.is_dir():
+        raise VidretError(f"{src} is not a folder")
+    paragraphs = dataset == "activitynet" if paragraphs is None else paragraphs
+    report = ImportReport()
+
+    caption_files = sorted(p for p in src.rglob("*") if _CAPTION_FILE.match(p.name))
+    if not caption_files:
+        raise VidretError(f"{src}: no raw-captions*.pkl found; is this an MMT/CE feature release?")
+    captions = _read_captions(caption_files, paragraphs, report)
+    video_ids = sorted(captions)
+    row_of = {vid: i for i, vid in enumerate(video_ids)}
+
+    expert_paths = _find_experts(src, set(caption_files))
+    if not expert_paths:
+        raise VidretError(f"{src}: no expert feature pickles found beside the captions")
+
+    with atomic_directory(dst, overwrite=overwrite) as tmp:
+        for name, path in tqdm(expert_paths.items(), desc="experts", disable=not progress):
+            report.experts[name] = _write_expert(path, name, row_of, max_frames, tmp)
+        write_jsonl_atomic(tmp / VIDEOS_FILE, ({"video_id": v, "source": dataset} for v in video_ids))
+        rows = [
+            {"video_id": vid, "sen_id": k, "caption": text}
+            for k, (vid, text) in enumerate((v, t) for v in video_ids for t in captions[v])
+        ]
+        write_jsonl_atomic(tmp / CAPTIONS_FILE, rows)
+        report.videos, report.captions = len(video_ids), len(rows)
+        _copy_splits(src, tmp, row_of, report)
+        write_json_atomic(
+            tmp / METADATA_FILE,
+            {
+                "name": f"{dataset} (imported from {src.name})",
+                "generated": False,
+                "source": str(src.resolve()),
+                "importer": "vidret data import-mmt",
+                "paragraphs": paragraphs,
+                "experts": {n: {"dim": r["dim"]} for n, r in report.experts.items()},
+            },
+        )
+    return report
+
+
+def _read_captions(files: list[Path], paragraphs: bool, report: ImportReport) -> dict[str, list[str]]:
+    captions: dict[str, list[str]] = {}
+    for path in files:
+        raw = load_pickle(path)
+        if not isinstance(raw, dict):
+            raise VidretError(f"{path}: expected a dict video_id -> captions, got {type(raw).__name__}")
+        for vid, caps in raw.items():
+            if isinstance(caps, str):
+                caps = [caps]
+            texts = [_caption_text(c) for c in caps]
+            texts = [t for t in texts if t]
+            if not texts:
+                report.skipped.append(f"{vid}: no non-empty caption in {path.name}")
+                continue
+            captions.setdefault(str(vid), []).extend(texts)
+    if paragraphs:
+        captions = {vid: [" ".join(_sentence(t) for t in texts)] for vid, texts in captions.items()}
+    return captions
+
+
+def _caption_text(caption: Any) -> str:
+    """A caption is a list of words (tokens) or a string."""
+    if isinstance(caption, str):
+        return caption.strip()
+    if isinstance(caption, (list, tuple, np.ndarray)):
+        return " ".join(str(w) for w in caption).strip()
+    return ""
+
+
+def _sentence(text: str) -> str:
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _find_experts(src: Path, caption_files: set[Path]) -> dict[str, Path]:
+    """Every other pickle is an expert, named by its file stem (plus its folder if clashing)."""
+    paths = sorted(
+        p for p in src.rglob("*")
+        if p.suffix in (".pkl", ".pickle") and p not in caption_files
+    )
+    stems = [p.stem for p in paths]
+    names = {}
+    for p in paths:
+        name = p.stem if stems.count(p.stem) == 1 else f"{p.parent.name}-{p.stem}"
+        names[re.sub(r"[^A-Za-z0-9_.-]+", "_", name)] = p
+    return names
+
+
+def _write_expert(
+    path: Path, name: str, row_of: dict[str, int], max_frames: int, out: Path
+) -> dict[str, int]:
+    raw = load_pickle(path)
+    if not isinstance(raw, dict):
+        raise VidretError(f"{path}: expected a dict video_id -> features, got {type(raw).__name__}")
+    seqs: dict[int, np.ndarray] = {}
+    dim = None
+    for vid, value in raw.items():
+        row = row_of.get(str(vid))
+        if row is None:
+            continue
+        seq = _as_sequence(value)
+        if seq is None:
+            continue
+        if dim is None:
+            dim = seq.shape[1]
+        elif seq.shape[1] != dim:
+            raise VidretError(
+                f"{path}: video '{vid}' has feature dimension {seq.shape[1]}, others {dim}"
+            )
+        seqs[row] = _subsample(seq, max_frames)
+    if dim is None:
+        raise VidretError(f"{path}: no usable features for any captioned video")
+    frames = max(len(s) for s in seqs.values())
+    feats = np.lib.format.open_memmap(
+        out / f"{name}.npy", mode="w+", dtype=np.float32, shape=(len(row_of), frames, dim)
+    )
+    lengths = np.zeros(len(row_of), np.int64)
+    for row, seq in seqs.items():
+        feats[row, : len(seq)] = seq
+        lengths[row] = len(seq)
+    feats.flush()
+    del feats
+    np.save(lengths_file(out, name), lengths)
+    return {"dim": int(dim), "frames": int(frames), "videos_with_features": len(seqs)}
+
+
+def _as_sequence(value: Any) -> np.ndarray | None:
+    """`[frames, dim]` float32 with NaN rows dropped, or None when the expert is missing."""
+    if value is None:
+        return None
+    arr = np.asarray(value, dtype=np.float32)
+    if arr.ndim == 0 or arr.size == 0:
+        return None  # a scalar NaN marks a missing expert in these releases
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    elif arr.ndim > 2:
+        arr = arr.reshape(arr.shape[0], -1)
+    arr = arr[np.isfinite(arr).all(axis=1)]
+    return arr if len(arr) else None
+
+
+def _subsample(seq: np.ndarray, max_frames: int) -> np.ndarray:
+    """Keep at most `max_frames` evenly spaced frames, in order."""
+    if len(seq) <= max_frames:
+        return seq
+    keep = np.linspace(0, len(seq) - 1, max_frames).round().astype(int)
+    return seq[keep]
+
+
+def _copy_splits(src: Path, out: Path, row_of: dict[str, int], report: ImportReport) -> None:
+    for path in sorted(p for p in src.rglob("*.txt") if _SPLIT_FILE.match(p.name)):
+        ids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        known = [v for v in dict.fromkeys(ids) if v in row_of]
+        if len(known) < len(ids):
+            report.skipped.append(
+                f"splits/{path.name}: {len(ids) - len(known)} ids without captions dropped"
+            )
+        if known:
+            (out / SPLITS_DIR).mkdir(exist_ok=True)
+            (out / SPLITS_DIR / path.name).write_text("\n".join(known) + "\n")
+            report.splits[path.stem] = len(known)

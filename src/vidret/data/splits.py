@@ -1,0 +1,119 @@
+"""Splits: named lists of video ids, and seeded random splits made on the fly.
+
+Random splits order the videos by a SHA-256 hash of `(seed, video_id)` rather than by a
+random number generator, so the same seed gives the same split on every machine, every
+NumPy version and whatever the order of `videos.jsonl`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+from vidret.data.format import SPLITS_DIR
+from vidret.errors import Problem, VidretError
+
+SPLIT_PARTS = ("train", "val", "test")
+
+
+def read_named_splits(root: Path, known_ids: set[str], problems: list[Problem]) -> dict[str, list[str]]:
+    """Read every `splits/<name>.txt` (one video id a line), recording unknown or repeated ids."""
+    splits: dict[str, list[str]] = {}
+    folder = root / SPLITS_DIR
+    if not folder.is_dir():
+        return splits
+    for path in sorted(folder.glob("*.txt")):
+        rel = f"{SPLITS_DIR}/{path.name}"
+        ids: list[str] = []
+        seen: set[str] = set()
+        with open(path, encoding="utf-8") as f:
+            for line_no, text in enumerate(f, start=1):
+                vid = text.strip()
+                if not vid:
+                    continue
+                if vid not in known_ids:
+                    problems.append(Problem(rel, f"unknown video id '{vid}'", line_no))
+                elif vid in seen:
+                    problems.append(Problem(rel, f"video id '{vid}' listed twice", line_no))
+                else:
+                    seen.add(vid)
+                    ids.append(vid)
+        splits[path.stem] = ids
+    return splits
+
+
+def load_named_split(root: Path, name: str, known_ids: set[str]) -> list[str]:
+    """The video ids of `splits/<name>.txt`, or a clear error naming the splits available."""
+    path = root / SPLITS_DIR / f"{name}.txt"
+    if not path.exists():
+        have = sorted(p.stem for p in (root / SPLITS_DIR).glob("*.txt"))
+        raise VidretError(
+            f"{root}: no split named '{name}' ({SPLITS_DIR}/{name}.txt); "
+            f"available: {', '.join(have) or 'none'}. Use 'all' or a random split instead."
+        )
+    problems: list[Problem] = []
+    ids = read_named_splits(root, known_ids, problems).get(name, [])
+    if problems:
+        raise VidretError("\n".join(str(p) for p in problems))
+    return ids
+
+
+def parse_split_sizes(text: str) -> tuple[float, ...]:
+    """Parse '600/100/100' (counts) or '0.8/0.1/0.1' (fractions) into numbers."""
+    try:
+        sizes = tuple(float(part) for part in text.split("/"))
+    except ValueError:
+        raise VidretError(
+            f"split sizes '{text}' must be numbers separated by '/', e.g. 600/100/100 "
+            "or 0.8/0.1/0.1"
+        ) from None
+    if len(sizes) != len(SPLIT_PARTS) or any(s < 0 for s in sizes):
+        raise VidretError(f"split sizes '{text}' need three non-negative parts: train/val/test")
+    return sizes
+
+
+def resolve_split_counts(sizes: Sequence[float], num_videos: int) -> tuple[int, int, int]:
+    """Turn counts or fractions into counts that fit `num_videos`.
+
+    Fractions (all parts <= 1) are rounded down for val and test; train takes the rest of
+    their total, so 0.8/0.1/0.1 of 1000 is exactly 800/100/100.
+    """
+    if all(s <= 1 for s in sizes):
+        if sum(sizes) > 1 + 1e-9:
+            raise VidretError(f"split fractions {list(sizes)} add up to more than 1")
+        val = int(sizes[1] * num_videos + 1e-9)
+        test = int(sizes[2] * num_videos + 1e-9)
+        train = int(round(sum(sizes) * num_videos)) - val - test
+        counts = (train, val, test)
+    else:
+        if any(s != int(s) for s in sizes):
+            raise VidretError(f"split counts {list(sizes)} must be whole numbers")
+        counts = tuple(int(s) for s in sizes)
+    if sum(counts) > num_videos:
+        raise VidretError(
+            f"split of {counts[0]}/{counts[1]}/{counts[2]} videos needs {sum(counts)}, "
+            f"but the dataset has {num_videos}"
+        )
+    return counts  # type: ignore[return-value]
+
+
+def random_split(
+    video_ids: Sequence[str], sizes: Sequence[float], seed: int
+) -> dict[str, list[str]]:
+    """Split videos into train/val/test of the given counts or fractions, by seed.
+
+    The ordering depends only on the seed and the ids, so it repeats on any machine.
+    """
+    counts = resolve_split_counts(sizes, len(video_ids))
+    order = sorted(video_ids, key=lambda vid: _hash_key(seed, vid))
+    out: dict[str, list[str]] = {}
+    start = 0
+    for part, count in zip(SPLIT_PARTS, counts, strict=True):
+        out[part] = order[start : start + count]
+        start += count
+    return out
+
+
+def _hash_key(seed: int, video_id: str) -> bytes:
+    return hashlib.sha256(f"{seed}\x00{video_id}".encode()).digest()
