@@ -147,9 +147,7 @@ def _read_videos(root: Path, problems: list[Problem]) -> list[dict[str, Any]]:
     for line_no, obj in read_jsonl_objects(path, problems):
         vid = obj.get("video_id")
         if not isinstance(vid, str) or not vid.strip():
-            problems.append(
-                Problem(VIDEOS_FILE, "needs a non-empty string 'video_id'", line_no)
-            )
+            problems.append(Problem(VIDEOS_FILE, "needs a non-empty string 'video_id'", line_no))
             continue
         if vid in first_line:
             problems.append(
@@ -174,8 +172,10 @@ def _read_captions(
     caption_ids: list[Any] = []
     if not path.exists():
         problems.append(
-            Problem(CAPTIONS_FILE, "missing: write one JSON object per caption with "
-                    "'video_id' and 'caption'")
+            Problem(
+                CAPTIONS_FILE,
+                "missing: write one JSON object per caption with 'video_id' and 'caption'",
+            )
         )
         return captions, caption_video, caption_ids
     for line_no, obj in read_jsonl_objects(path, problems):
@@ -193,8 +193,11 @@ def _read_captions(
         row = index.get(vid)
         if row is None:
             problems.append(
-                Problem(CAPTIONS_FILE, f"caption of unknown video '{vid}' "
-                        f"(not in {VIDEOS_FILE})", line_no)
+                Problem(
+                    CAPTIONS_FILE,
+                    f"caption of unknown video '{vid}' (not in {VIDEOS_FILE})",
+                    line_no,
+                )
             )
             continue
         captions.append(text.strip())
@@ -209,8 +212,11 @@ def _read_experts(
     files = expert_files(root)
     if not files:
         problems.append(
-            Problem(str(root), "no expert feature files: add at least one <expert>.npy of "
-                    "shape [num_videos, frames, dim]")
+            Problem(
+                str(root),
+                "no expert feature files: add at least one <expert>.npy of "
+                "shape [num_videos, frames, dim]",
+            )
         )
     for orphan in sorted(root.glob(f"*{LENGTHS_SUFFIX}")):
         if orphan.name[: -len(LENGTHS_SUFFIX)] not in files:
@@ -224,8 +230,9 @@ def _read_experts(
             continue
         if feats.ndim != 3 or 0 in feats.shape:
             problems.append(
-                Problem(path.name, f"expected shape [num_videos, frames, dim], got "
-                        f"{list(feats.shape)}")
+                Problem(
+                    path.name, f"expected shape [num_videos, frames, dim], got {list(feats.shape)}"
+                )
             )
             continue
         if not np.issubdtype(feats.dtype, np.floating):
@@ -233,15 +240,23 @@ def _read_experts(
             continue
         if feats.shape[0] != num_videos and (root / VIDEOS_FILE).exists():
             problems.append(
-                Problem(path.name, f"has {feats.shape[0]} rows but {VIDEOS_FILE} has "
-                        f"{num_videos} videos (row i must belong to video line i)")
+                Problem(
+                    path.name,
+                    f"has {feats.shape[0]} rows but {VIDEOS_FILE} has "
+                    f"{num_videos} videos (row i must belong to video line i)",
+                )
             )
             continue
-        want_dim = declared.get(name, {}).get("dim") if isinstance(declared.get(name), dict) else None
+        want_dim = (
+            declared.get(name, {}).get("dim") if isinstance(declared.get(name), dict) else None
+        )
         if want_dim is not None and want_dim != feats.shape[2]:
             problems.append(
-                Problem(path.name, f"feature dimension {feats.shape[2]} differs from "
-                        f"{METADATA_FILE}'s experts.{name}.dim = {want_dim}")
+                Problem(
+                    path.name,
+                    f"feature dimension {feats.shape[2]} differs from "
+                    f"{METADATA_FILE}'s experts.{name}.dim = {want_dim}",
+                )
             )
             continue
         lengths = _read_lengths(root, name, feats.shape, problems)
@@ -269,16 +284,22 @@ def _read_lengths(
         return None
     if lengths.shape != (shape[0],) or not np.issubdtype(lengths.dtype, np.integer):
         problems.append(
-            Problem(path.name, f"expected an integer array of shape [{shape[0]}], got "
-                    f"{lengths.dtype} {list(lengths.shape)}")
+            Problem(
+                path.name,
+                f"expected an integer array of shape [{shape[0]}], got "
+                f"{lengths.dtype} {list(lengths.shape)}",
+            )
         )
         return None
     lengths = np.asarray(lengths, np.int64)
     bad = np.flatnonzero((lengths < 0) | (lengths > shape[1]))
     for row in bad[:20]:
         problems.append(
-            Problem(path.name, f"row {row}: length {lengths[row]} outside 0..{shape[1]} "
-                    f"(0 marks a missing expert)")
+            Problem(
+                path.name,
+                f"row {row}: length {lengths[row]} outside 0..{shape[1]} "
+                f"(0 marks a missing expert)",
+            )
         )
     if len(bad) > 20:
         problems.append(Problem(path.name, f"{len(bad) - 20} more rows with lengths out of range"))

@@ -60,7 +60,11 @@ VOCABULARY: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {
     "travel": (
         ["a tourist|a traveler", "a family|some people", "a couple|two people"],
         ["is walking|walks", "is hiking|hikes", "is sightseeing|looks around"],
-        ["through a market|in a market", "up a mountain|on a mountain", "across a bridge|over a bridge"],
+        [
+            "through a market|in a market",
+            "up a mountain|on a mountain",
+            "across a bridge|over a bridge",
+        ],
         ["in a city|downtown", "in the countryside|in the country"],
     ),
 }
@@ -119,8 +123,11 @@ def make_demo_dataset(
             motion_len[i] = n
         for c in range(captions_per_video):
             captions.append(
-                {"video_id": vid, "sen_id": i * captions_per_video + c,
-                 "caption": _caption(rng, topic, picks)}
+                {
+                    "video_id": vid,
+                    "sen_id": i * captions_per_video + c,
+                    "caption": _caption(rng, topic, picks),
+                }
             )
 
     ids = [v["video_id"] for v in videos]

@@ -103,7 +103,9 @@ def import_mmt(
     with atomic_directory(dst, overwrite=overwrite) as tmp:
         for name, path in tqdm(expert_paths.items(), desc="experts", disable=not progress):
             report.experts[name] = _write_expert(path, name, row_of, max_frames, tmp)
-        write_jsonl_atomic(tmp / VIDEOS_FILE, ({"video_id": v, "source": dataset} for v in video_ids))
+        write_jsonl_atomic(
+            tmp / VIDEOS_FILE, ({"video_id": v, "source": dataset} for v in video_ids)
+        )
         rows = [
             {"video_id": vid, "sen_id": k, "caption": text}
             for k, (vid, text) in enumerate((v, t) for v in video_ids for t in captions[v])
@@ -125,12 +127,16 @@ def import_mmt(
     return report
 
 
-def _read_captions(files: list[Path], paragraphs: bool, report: ImportReport) -> dict[str, list[str]]:
+def _read_captions(
+    files: list[Path], paragraphs: bool, report: ImportReport
+) -> dict[str, list[str]]:
     captions: dict[str, list[str]] = {}
     for path in files:
         raw = load_pickle(path)
         if not isinstance(raw, dict):
-            raise VidretError(f"{path}: expected a dict video_id -> captions, got {type(raw).__name__}")
+            raise VidretError(
+                f"{path}: expected a dict video_id -> captions, got {type(raw).__name__}"
+            )
         for vid, caps in raw.items():
             if isinstance(caps, str):
                 caps = [caps]
@@ -161,8 +167,7 @@ def _sentence(text: str) -> str:
 def _find_experts(src: Path, caption_files: set[Path]) -> dict[str, Path]:
     """Every other pickle is an expert, named by its file stem (plus its folder if clashing)."""
     paths = sorted(
-        p for p in src.rglob("*")
-        if p.suffix in (".pkl", ".pickle") and p not in caption_files
+        p for p in src.rglob("*") if p.suffix in (".pkl", ".pickle") and p not in caption_files
     )
     stems = [p.stem for p in paths]
     names = {}

@@ -17,7 +17,9 @@ from vidret.errors import Problem, VidretError
 SPLIT_PARTS = ("train", "val", "test")
 
 
-def read_named_splits(root: Path, known_ids: set[str], problems: list[Problem]) -> dict[str, list[str]]:
+def read_named_splits(
+    root: Path, known_ids: set[str], problems: list[Problem]
+) -> dict[str, list[str]]:
     """Read every `splits/<name>.txt` (one video id a line), recording unknown or repeated ids."""
     splits: dict[str, list[str]] = {}
     folder = root / SPLITS_DIR
@@ -84,7 +86,7 @@ def resolve_split_counts(sizes: Sequence[float], num_videos: int) -> tuple[int, 
             raise VidretError(f"split fractions {list(sizes)} add up to more than 1")
         val = int(sizes[1] * num_videos + 1e-9)
         test = int(sizes[2] * num_videos + 1e-9)
-        train = int(round(sum(sizes) * num_videos)) - val - test
+        train = round(sum(sizes) * num_videos) - val - test
         counts = (train, val, test)
     else:
         if any(s != int(s) for s in sizes):

@@ -40,16 +40,15 @@ def check_dataset(root: Path | str, progress: bool = True) -> CheckReport:
     return CheckReport(root, _summarize(dataset, splits), problems)
 
 
-def _scan_features(
-    expert: ExpertFeatures, dataset: VideoDataset, progress: bool
-) -> list[Problem]:
+def _scan_features(expert: ExpertFeatures, dataset: VideoDataset, progress: bool) -> list[Problem]:
     """Report the rows holding NaN or Inf, naming the video and its line in videos.jsonl."""
     file = f"{expert.name}.npy"
     bad_rows: list[tuple[int, int]] = []
     n = expert.features.shape[0]
     steps = range(0, n, _SCAN_ROWS)
-    for start in tqdm(steps, desc=f"scanning {file}", unit="chunk", disable=not progress,
-                      leave=False):
+    for start in tqdm(
+        steps, desc=f"scanning {file}", unit="chunk", disable=not progress, leave=False
+    ):
         chunk = np.asarray(expert.features[start : start + _SCAN_ROWS])
         nonfinite = (~np.isfinite(chunk)).sum(axis=(1, 2))
         for offset in np.flatnonzero(nonfinite):
@@ -59,8 +58,11 @@ def _scan_features(
         vid = dataset.videos[row]["video_id"]
         line = dataset.video_lines[row]
         problems.append(
-            Problem(file, f"row {row} (video '{vid}', videos.jsonl line {line}): "
-                    f"{count} NaN/Inf values; re-extract this video's features")
+            Problem(
+                file,
+                f"row {row} (video '{vid}', videos.jsonl line {line}): "
+                f"{count} NaN/Inf values; re-extract this video's features",
+            )
         )
     if len(bad_rows) > _MAX_ROWS_REPORTED:
         problems.append(
@@ -78,8 +80,13 @@ def _summarize(dataset: VideoDataset, splits: dict[str, list[str]]) -> dict[str,
         "videos": dataset.num_videos,
         "captions": len(dataset.captions),
         "captions_per_video": (
-            {"min": int(per_video.min()), "mean": float(per_video.mean()),
-             "max": int(per_video.max())} if len(per_video) else None
+            {
+                "min": int(per_video.min()),
+                "mean": float(per_video.mean()),
+                "max": int(per_video.max()),
+            }
+            if len(per_video)
+            else None
         ),
         "experts": {
             name: {
