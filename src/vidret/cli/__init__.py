@@ -9,6 +9,7 @@ import typer
 
 from vidret.cli.data_cmd import data_app
 from vidret.cli.eval_cmd import eval_command
+from vidret.cli.train_cmd import train_command
 from vidret.errors import VidretError
 
 # Nothing may download models at run time; libraries that could try are told not to.
@@ -23,6 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(data_app, name="data")
+app.command("train")(train_command)
 app.command("eval")(eval_command)
 
 

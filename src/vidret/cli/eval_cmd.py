@@ -13,6 +13,24 @@ from vidret.errors import VidretError
 
 
 def eval_command(
+    run: Annotated[Path | None, typer.Option(help="a trained run folder")] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="with --run: score on this dataset folder (default: the run's own "
+            "data, test split)"
+        ),
+    ] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            help="with --run: train/val/test of the run's split, a named split "
+            "of --data, or all (default: test; all with --data)"
+        ),
+    ] = None,
+    save_sims: Annotated[
+        Path | None, typer.Option(help="with --run: also save the similarity matrix (.npz)")
+    ] = None,
     sims: Annotated[
         Path | None,
         typer.Option(
@@ -30,13 +48,20 @@ def eval_command(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     r50: Annotated[bool, typer.Option("--r50", help="also report R@50")] = False,
 ) -> None:
-    """Score a similarity matrix: t2v and v2t R@1/5/10, MdR, MnR and Rsum."""
+    """Score a trained run (--run) or a similarity matrix (--sims): t2v and v2t
+    R@1/5/10, MdR, MnR and Rsum."""
     from vidret.eval.metrics import retrieval_metrics
     from vidret.eval.table import format_metrics
 
-    if sims is None:
-        raise VidretError("give --sims FILE (a model run's scores come with `vidret train`)")
-    S, c2v = _load_sims(sims, caption_to_video)
+    if (run is None) == (sims is None):
+        raise VidretError("give either --run RUN_DIR or --sims FILE")
+    if run is not None:
+        S, c2v = _run_sims(run, data, split)
+        if save_sims is not None:
+            np.savez(save_sims, sims=S, caption_to_video=c2v)
+        sims = run
+    else:
+        S, c2v = _load_sims(sims, caption_to_video)
     try:
         metrics = retrieval_metrics(S, c2v, extra_ks=(50,) if r50 else ())
     except ValueError as e:
@@ -68,3 +93,37 @@ def _load_sims(path: Path, c2v_path: Path | None) -> tuple[np.ndarray, np.ndarra
     else:
         c2v = np.load(c2v_path)
     return S, c2v
+
+
+def _run_sims(run: Path, data: Path | None, split: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Similarities of a trained model on the chosen videos of a dataset folder."""
+    from vidret.data.splits import SPLIT_PARTS, load_named_split
+    from vidret.eval.evaluate import similarity_matrix
+    from vidret.train.data import prepare_data
+    from vidret.train.run import load_trained_model
+
+    cfg, model, info = load_trained_model(run)
+    experts = list(info["signature"]["experts"])
+    own_data = data is None
+    root = Path(info["data"]) if own_data else data
+    split = split or ("test" if own_data else "all")
+    if own_data and split in SPLIT_PARTS:
+        prepared = prepare_data(cfg, root, experts=experts)
+        rows = prepared.splits[split]
+    else:
+        prepared = prepare_data(cfg, root, experts=experts, split="all")
+        rows = prepared.splits["train"]  # 'all' puts every video in train
+        if split != "all":
+            index = prepared.dataset.video_index()
+            ids = load_named_split(root, split, set(index))
+            rows = np.array([index[v] for v in ids], np.int64)
+    for name, dim in info["signature"]["experts"].items():
+        have = prepared.dataset.experts[name].dim
+        if have != dim:
+            raise VidretError(
+                f"{root}: expert '{name}' has dim {have}, but the model in {run} "
+                f"was trained on dim {dim}"
+            )
+    if len(rows) == 0:
+        raise VidretError(f"{root}: split '{split}' holds no videos")
+    return similarity_matrix(model, prepared, rows, cfg.train.eval_batch)

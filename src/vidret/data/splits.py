@@ -119,3 +119,29 @@ def random_split(
 
 def _hash_key(seed: int, video_id: str) -> bytes:
     return hashlib.sha256(f"{seed}\x00{video_id}".encode()).digest()
+
+
+def resolve_split(
+    root: Path,
+    video_ids: Sequence[str],
+    kind: str,
+    sizes: str = "600/100/100",
+    seed: int = 0,
+    names: dict[str, str] | None = None,
+) -> dict[str, list[str]]:
+    """train/val/test video ids for a run: `random` (seeded), `named` files, or `all`.
+
+    `all` trains on every video and has no val or test part.
+    """
+    if kind == "all":
+        return {"train": list(video_ids), "val": [], "test": []}
+    if kind == "random":
+        return random_split(video_ids, parse_split_sizes(sizes), seed)
+    if kind == "named":
+        names = names or {p: p for p in SPLIT_PARTS}
+        known = set(video_ids)
+        return {
+            part: load_named_split(root, names[part], known) if part in names else []
+            for part in SPLIT_PARTS
+        }
+    raise VidretError(f"data.split={kind!r}: use random, named or all")

@@ -1,0 +1,99 @@
+"""`vidret train`: train a retrieval model; `--resume` continues a killed run."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vidret.errors import VidretError
+
+
+def default_demo_dir() -> Path:
+    base = Path(os.environ.get("VIDRET_CACHE_DIR", Path.home() / ".cache" / "vidret"))
+    return base / "demo-data"
+
+
+def train_command(
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="dataset folder (default: data.path of the config, else the generated demo set)"
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="YAML config, e.g. configs/meanpool-infonce.yaml")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="run folder (default: runs/<name>-<time>)")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="training seed (train.seed)")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="override a key: --set train.epochs=5 (repeatable)"),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="continue the run in --out from its last checkpoint")
+    ] = False,
+    quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+) -> None:
+    """Train a model; validate each epoch, keep the best, score it on the test split."""
+    from vidret.config import load_config
+    from vidret.train.run import read_model_info, read_run_config
+    from vidret.train.trainer import train
+
+    overrides = list(set_ or [])
+    if resume:
+        if out is None:
+            raise VidretError("--resume needs --out RUN_DIR, the run to continue")
+        if config is not None or overrides or seed is not None:
+            raise VidretError(
+                "--resume continues a run with its saved config; drop "
+                "--config/--set/--seed (start a new run to change them)"
+            )
+        cfg = read_run_config(out)
+        data_root = Path(read_model_info(out)["data"])
+    else:
+        if seed is not None:
+            overrides.append(f"train.seed={seed}")
+        cfg = load_config(config, overrides)
+        data_root = data or (Path(cfg.data.path) if cfg.data.path else None)
+        if data_root is None:
+            data_root = _demo_dataset()
+        if out is None:
+            name = config.stem if config else f"{cfg.model.backbone}-{cfg.loss.name}"
+            out = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if (out / "checkpoints").exists():
+            raise VidretError(
+                f"{out} already holds a run; pass --resume to continue it or choose another --out"
+            )
+        cfg.data.path = str(Path(data_root).resolve())
+    result = train(cfg, out, data_root, resume=resume, progress=not quiet)
+    if int(os.environ.get("RANK", "0")) == 0:
+        _report(out, result)
+
+
+def _demo_dataset() -> Path:
+    from vidret.data.demo import make_demo_dataset
+
+    folder = default_demo_dir()
+    if not (folder / "videos.jsonl").exists():
+        typer.echo(f"no --data given: generating the demo dataset in {folder}")
+        make_demo_dataset(folder, overwrite=True)
+    return folder
+
+
+def _report(out: Path, result: dict) -> None:
+    from vidret.eval.table import format_metrics
+
+    typer.echo(f"run folder: {out}")
+    typer.echo(f"best epoch: {result['best_epoch']} of {result['epochs_run']}")
+    if result.get("val"):
+        typer.echo("validation (best epoch):\n" + format_metrics(result["val"]))
+    if result.get("test"):
+        typer.echo("test:\n" + format_metrics(result["test"]))
+    typer.echo(json.dumps({"run": str(out), "test_Rsum": (result.get("test") or {}).get("Rsum")}))

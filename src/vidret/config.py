@@ -1,0 +1,134 @@
+"""Typed run configuration: validated on load, saved next to every run.
+
+A config is YAML with the sections below. Unknown keys are errors (a typo never silently
+falls back to a default), and `--set section.key=value` overrides any key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from vidret.errors import VidretError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    path: str | None = None  # dataset folder; None: the generated demo set
+    split: Literal["random", "named", "all"] = "random"
+    # random split: train/val/test counts or fractions (600/100/100 on msrvtt-1k)
+    sizes: str = "0.75/0.125/0.125"
+    seed: int = 0  # random split seed (independent of the training seed)
+    names: dict[str, str] = Field(
+        default_factory=lambda: {"train": "train", "val": "val", "test": "test"}
+    )  # named split: part -> splits/<name>.txt
+    experts: list[str] | None = None  # visual experts to use; None: all in the folder
+
+
+class TextConfig(_Section):
+    # sentence: frozen Sentence-BERT vectors; tokens: frozen token features + trainable
+    # aggregator; finetune: the transformer itself is trained (slow on CPU)
+    encoder: Literal["sentence", "tokens", "finetune"] = "sentence"
+    model: str | None = None  # sentence-transformers folder; None: all-MiniLM-L6-v2 (packaged)
+    max_tokens: int = Field(32, ge=4, le=256)
+    aggregator_layers: int = Field(1, ge=1, le=6)
+
+
+class ModelConfig(_Section):
+    backbone: Literal["meanpool", "mmt", "ce", "dual"] = "meanpool"
+    embed_dim: int = Field(256, ge=8)
+    hidden_dim: int = Field(512, ge=8)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    layers: int = Field(2, ge=1)  # mmt: transformer layers
+    heads: int = Field(4, ge=1)  # mmt: attention heads
+    max_frames: int = Field(32, ge=1)  # mmt: frames per expert fed to the transformer
+
+
+class LossConfig(_Section):
+    name: Literal["triplet", "infonce"] = "triplet"
+    margin: float = Field(0.2, ge=0.0)  # triplet: alpha
+    mining: bool = True  # triplet: hardest negative (max-violation) after the warm-up
+    warmup_epochs: float = Field(1.0, ge=0.0)  # triplet: epochs averaging over negatives
+    temperature: float = Field(0.05, gt=0.0)  # infonce: initial temperature
+    learn_temperature: bool = True
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(128, ge=2)
+    lr: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(1e-4, ge=0.0)
+    warmup_steps: int = Field(50, ge=0)
+    schedule: Literal["cosine", "step", "constant"] = "cosine"
+    step_epochs: int = Field(10, ge=1)  # step schedule: decay every N epochs
+    step_gamma: float = Field(0.1, gt=0.0)
+    grad_clip: float | None = 2.0
+    seed: int = 0
+    val_metric: str = "Rsum"  # "Rsum" or "t2v/R@1" style paths into the metrics
+    patience: int | None = 10  # early stopping: epochs without improvement
+    eval_batch: int = Field(512, ge=1)
+    threads: int | None = None  # torch CPU threads; None: torch's default
+
+
+class RunConfig(_Section):
+    data: DataConfig = Field(default_factory=DataConfig)
+    text: TextConfig = Field(default_factory=TextConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(), sort_keys=False)
+
+
+def load_config(path: Path | str | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML config (or the defaults) and apply `key=value` overrides."""
+    raw: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            raise VidretError(f"{path}: no such config file (see configs/)") from None
+        except yaml.YAMLError as e:
+            raise VidretError(f"{path}: not valid YAML ({e})") from None
+        if not isinstance(raw, dict):
+            raise VidretError(f"{path}: a config must be a mapping of sections")
+    for item in overrides or []:
+        _apply_override(raw, item)
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as e:
+        raise VidretError(_explain(e, source)) from None
+
+
+def _apply_override(raw: dict[str, Any], item: str) -> None:
+    if "=" not in item:
+        raise VidretError(f"--set {item!r}: expected key=value, e.g. train.epochs=5")
+    key, value = item.split("=", 1)
+    parts = key.strip().split(".")
+    node = raw
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise VidretError(f"--set {item!r}: {part} is not a section")
+    node[parts[-1]] = yaml.safe_load(value) if value.strip() else None
+
+
+def _explain(error: ValidationError, source: str) -> str:
+    lines = [f"invalid config ({source}):"]
+    for err in error.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key (check its spelling; see configs/ for examples)")
+        else:
+            lines.append(f"  {key}: {err['msg']} (got {err.get('input')!r})")
+    return "\n".join(lines)

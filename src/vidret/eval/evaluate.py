@@ -1,0 +1,56 @@
+"""Score a model on a set of videos: embed everything once, then compute every similarity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from vidret.eval.metrics import retrieval_metrics
+from vidret.models.retrieval import RetrievalModel
+from vidret.models.similarity import similarity
+from vidret.models.types import Embeddings
+from vidret.train.data import PreparedData, text_batch, video_batch
+
+
+@torch.inference_mode()
+def similarity_matrix(
+    model: RetrievalModel,
+    data: PreparedData,
+    video_rows: np.ndarray,
+    batch: int = 512,
+    device: torch.device | str = "cpu",
+) -> tuple[np.ndarray, np.ndarray]:
+    """`[captions, videos]` similarities of all captions of `video_rows`, and each
+    caption's video column."""
+    was_training = model.training
+    model.eval()
+    caption_rows, columns = data.caption_rows(video_rows)
+    videos = _cat(
+        [
+            model.embed_video(video_batch(data, video_rows[i : i + batch]).to(device))
+            for i in range(0, len(video_rows), batch)
+        ]
+    )
+    sims = np.empty((len(caption_rows), len(video_rows)), np.float32)
+    for i in range(0, len(caption_rows), batch):
+        text = model.embed_text(text_batch(data, caption_rows[i : i + batch]).to(device))
+        sims[i : i + batch] = similarity(text, videos).float().cpu().numpy()
+    model.train(was_training)
+    return sims, columns
+
+
+def evaluate(
+    model: RetrievalModel,
+    data: PreparedData,
+    video_rows: np.ndarray,
+    batch: int = 512,
+    device: torch.device | str = "cpu",
+) -> dict[str, Any]:
+    sims, columns = similarity_matrix(model, data, video_rows, batch, device)
+    return retrieval_metrics(sims, columns)
+
+
+def _cat(parts: list[Embeddings]) -> Embeddings:
+    return Embeddings(torch.cat([p.vectors for p in parts]), torch.cat([p.weights for p in parts]))

@@ -1,0 +1,1 @@
+"""Objectives over a batch's caption x video similarity matrix (diagonal = positives)."""

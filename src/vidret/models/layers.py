@@ -1,0 +1,58 @@
+"""Small building blocks shared by the backbones."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def frame_mask(lengths: Tensor, frames: int) -> Tensor:
+    """[B, frames] bool: True for the valid frames of each video."""
+    return torch.arange(frames, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
+    """Mean over valid steps of [B, T, D]; zeros where nothing is valid."""
+    m = mask.to(x.dtype)[..., None]
+    return (x * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+
+def masked_max(x: Tensor, mask: Tensor) -> Tensor:
+    """Max over valid steps of [B, T, D]; zeros where nothing is valid."""
+    filled = x.masked_fill(~mask[..., None], float("-inf")).amax(1)
+    return torch.where(mask.any(1, keepdim=True), filled, torch.zeros_like(filled))
+
+
+def mlp(dim_in: int, hidden: int, dim_out: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(dim_in, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim_out)
+    )
+
+
+class ContextGating(nn.Module):
+    """x * sigmoid(W x): lets one part of a vector switch others on or off (Miech et al.)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.fc = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * torch.sigmoid(self.fc(x))
+
+
+class GatedEmbeddingUnit(nn.Module):
+    """Linear projection then context gating: the embedding head of CE and MMT."""
+
+    def __init__(self, dim_in: int, dim_out: int, dropout: float = 0.0):
+        super().__init__()
+        self.fc = nn.Linear(dim_in, dim_out)
+        self.gate = ContextGating(dim_out)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.gate(self.fc(self.dropout(x)))
+
+
+def normalize(x: Tensor) -> Tensor:
+    return F.normalize(x, dim=-1, eps=1e-6)

@@ -1,0 +1,21 @@
+"""Backbones by name: `model.backbone` in a config picks one."""
+
+from __future__ import annotations
+
+from vidret.config import ModelConfig
+from vidret.models.base import Backbone, ModelSignature
+from vidret.models.ce import CollaborativeExperts
+from vidret.models.dual import DualEncoding
+from vidret.models.meanpool import MeanPool
+from vidret.models.mmt import MultiModalTransformer
+
+BACKBONES: dict[str, type[Backbone]] = {
+    "meanpool": MeanPool,
+    "mmt": MultiModalTransformer,
+    "ce": CollaborativeExperts,
+    "dual": DualEncoding,
+}
+
+
+def build_backbone(cfg: ModelConfig, signature: ModelSignature) -> Backbone:
+    return BACKBONES[cfg.backbone](cfg, signature)

@@ -1,0 +1,39 @@
+"""The retrieval model: a caption encoder and a backbone, scored by `similarity`.
+
+This is all that runs at test time; training objectives (including CMGSD's adaptive
+margin) only read its outputs.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from vidret.config import RunConfig
+from vidret.models.base import Backbone, ModelSignature
+from vidret.models.registry import build_backbone
+from vidret.models.similarity import similarity
+from vidret.models.types import Embeddings, TextBatch, VideoBatch
+from vidret.text.encoders import build_text_encoder
+
+
+class RetrievalModel(nn.Module):
+    def __init__(self, text_encoder: nn.Module, backbone: Backbone):
+        super().__init__()
+        self.text_encoder = text_encoder
+        self.backbone = backbone
+
+    def embed_text(self, batch: TextBatch) -> Embeddings:
+        return self.backbone.encode_text(self.text_encoder(batch))
+
+    def embed_video(self, batch: VideoBatch) -> Embeddings:
+        return self.backbone.encode_video(batch)
+
+    def forward(self, text: TextBatch, video: VideoBatch) -> Tensor:
+        return similarity(self.embed_text(text), self.embed_video(video))
+
+
+def build_model(cfg: RunConfig, signature: ModelSignature, text_model_path: str) -> RetrievalModel:
+    return RetrievalModel(
+        build_text_encoder(cfg.text, signature.text_dim, text_model_path),
+        build_backbone(cfg.model, signature),
+    )

@@ -1,0 +1,1 @@
+"""Caption encoders: frozen Sentence-BERT vectors or token features (cached), or fine-tuning."""

@@ -1,0 +1,1 @@
+"""Training: data preparation, batches, the loop, schedules, checkpoints, logging."""

@@ -1,0 +1,59 @@
+"""Run logs: one JSON line per epoch in metrics.jsonl, and TensorBoard scalars."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+class RunLogger:
+    def __init__(self, run_dir: Path, resume_after_epoch: int | None = None):
+        self.path = run_dir / "metrics.jsonl"
+        if resume_after_epoch is not None and self.path.exists():
+            # Drop lines of epochs the checkpoint does not contain (written before a kill).
+            keep = [
+                line
+                for line in self.path.read_text().splitlines()
+                if line.strip() and json.loads(line)["epoch"] <= resume_after_epoch
+            ]
+            self.path.write_text("".join(line + "\n" for line in keep))
+        elif resume_after_epoch is None:
+            self.path.write_text("")
+        self._tb = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            purge = None if resume_after_epoch is None else resume_after_epoch + 1
+            self._tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge)
+        except ImportError:  # TensorBoard is optional; metrics.jsonl has everything
+            pass
+
+    def log_epoch(self, record: dict[str, Any]) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self._tb is not None:
+            for key, value in _flatten(record).items():
+                if key != "epoch" and isinstance(value, (int, float)):
+                    self._tb.add_scalar(key, value, record["epoch"])
+            self._tb.flush()
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "/"))
+        else:
+            out[key] = v
+    return out

@@ -1,0 +1,70 @@
+"""A run folder: everything needed to re-run, resume or use a trained model.
+
+config.yaml        the resolved config (re-run with `vidret train --config` on it)
+model.json         input signature, data folder, caption model, split sizes
+checkpoints/last.pt   full state for --resume (model, optimizer, scheduler, RNG, epoch)
+checkpoints/best.pt   model weights of the best validation epoch
+metrics.jsonl      one line per epoch: train loss terms, validation metrics, times
+tensorboard/       the same as TensorBoard scalars
+test_metrics.json  the best checkpoint on the test split, when there is one
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vidret.config import RunConfig
+from vidret.errors import VidretError
+from vidret.io import atomic_open, write_json_atomic
+from vidret.models.base import ModelSignature
+from vidret.models.retrieval import RetrievalModel, build_model
+from vidret.train.checkpoint import load_checkpoint
+
+CONFIG = "config.yaml"
+MODEL_INFO = "model.json"
+LAST = Path("checkpoints/last.pt")
+BEST = Path("checkpoints/best.pt")
+TEST_METRICS = "test_metrics.json"
+
+
+def write_run_info(run_dir: Path, cfg: RunConfig, info: dict[str, Any]) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_open(run_dir / CONFIG) as f:
+        f.write(cfg.to_yaml())
+    write_json_atomic(run_dir / MODEL_INFO, info)
+
+
+def signature_info(signature: ModelSignature) -> dict[str, Any]:
+    return dataclasses.asdict(signature)
+
+
+def read_run_config(run_dir: Path) -> RunConfig:
+    path = run_dir / CONFIG
+    if not path.exists():
+        raise VidretError(
+            f"{run_dir}: not a run folder (no {CONFIG}); train one with `vidret train --out DIR`"
+        )
+    return RunConfig.model_validate(yaml.safe_load(path.read_text()))
+
+
+def read_model_info(run_dir: Path) -> dict[str, Any]:
+    return json.loads((run_dir / MODEL_INFO).read_text())
+
+
+def load_trained_model(
+    run_dir: Path, checkpoint: Path = BEST
+) -> tuple[RunConfig, RetrievalModel, dict[str, Any]]:
+    """The run's config, its model with the chosen checkpoint's weights, and model.json."""
+    cfg = read_run_config(run_dir)
+    info = read_model_info(run_dir)
+    signature = ModelSignature(**info["signature"])
+    model = build_model(cfg, signature, info["text_model"])
+    state = load_checkpoint(run_dir / checkpoint)
+    model.load_state_dict(state["model"])
+    model.eval()
+    return cfg, model, info

@@ -1,0 +1,253 @@
+"""The training loop: one process or DDP, validated each epoch, resumable exactly.
+
+Batches come from `(seed, epoch)` and RNG states are saved at each epoch's end, so a
+killed run resumed from its last checkpoint ends with the same weights and metrics as
+one that was never interrupted (on the same machine and thread count).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from vidret import __version__
+from vidret.config import RunConfig
+from vidret.errors import VidretError
+from vidret.eval.evaluate import evaluate
+from vidret.io import write_json_atomic
+from vidret.losses.base import LossContext
+from vidret.losses.registry import build_objective
+from vidret.models.retrieval import build_model
+from vidret.train import run as run_files
+from vidret.train.checkpoint import (
+    load_checkpoint,
+    restore_rng_state,
+    rng_state,
+    save_checkpoint,
+    seed_everything,
+)
+from vidret.train.data import PreparedData, prepare_data, text_batch, video_batch
+from vidret.train.distributed import ProcessGroup, destroy_process_group, init_process_group
+from vidret.train.logger import RunLogger
+from vidret.train.sampler import EpochBatches
+from vidret.train.schedule import build_scheduler
+
+LOWER_IS_BETTER = ("MdR", "MnR")
+
+
+def metric_value(metrics: dict[str, Any], path: str) -> float:
+    """`Rsum` or `t2v/R@1`-style paths; returned so that higher is always better."""
+    node: Any = metrics
+    for part in path.split("/"):
+        if not isinstance(node, dict) or part not in node:
+            raise VidretError(
+                f"train.val_metric={path!r}: no such metric; use Rsum or e.g. t2v/R@1, v2t/MdR"
+            )
+        node = node[part]
+    return -float(node) if path.split("/")[-1] in LOWER_IS_BETTER else float(node)
+
+
+def train(
+    cfg: RunConfig, run_dir: Path, data_root: Path, resume: bool = False, progress: bool = True
+) -> dict[str, Any]:
+    """Train (or resume) a run; returns the best validation and the test metrics."""
+    group = init_process_group()
+    try:
+        return _Trainer(cfg, Path(run_dir), Path(data_root), group, progress).fit(resume)
+    finally:
+        destroy_process_group(group)
+
+
+class _Trainer:
+    def __init__(
+        self, cfg: RunConfig, run_dir: Path, data_root: Path, group: ProcessGroup, progress: bool
+    ):
+        self.cfg, self.run_dir, self.group = cfg, run_dir, group
+        self.progress = progress and group.is_main
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        # Rank 0 fills the caption cache; the others then read it instead of recomputing.
+        if not group.is_main:
+            group.barrier()
+        self.data: PreparedData = prepare_data(cfg, data_root, progress=self.progress)
+        if group.is_main:
+            group.barrier()
+        self.data_root = data_root
+        metric_value(_METRIC_SHAPE, cfg.train.val_metric)  # fail before training, not after
+
+    def fit(self, resume: bool) -> dict[str, Any]:
+        cfg, group, data = self.cfg, self.group, self.data
+        seed_everything(cfg.train.seed)
+        signature = data.signature()
+        model = build_model(cfg, signature, str(data.text_model_path)).to(group.device)
+        objective = build_objective(cfg.loss).to(group.device)
+        params = [
+            p
+            for p in itertools.chain(model.parameters(), objective.parameters())
+            if p.requires_grad
+        ]
+        optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+        sampler = EpochBatches(
+            data.dataset,
+            data.splits["train"],
+            cfg.train.batch_size,
+            cfg.train.seed,
+            group.rank,
+            group.world_size,
+        )
+        scheduler = build_scheduler(optimizer, cfg.train, len(sampler))
+        state = {"epoch": 0, "best": -math.inf, "best_epoch": 0, "stale": 0}
+
+        if resume:
+            ckpt = load_checkpoint(self.run_dir / run_files.LAST)
+            model.load_state_dict(ckpt["model"])
+            objective.load_state_dict(ckpt["objective"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            restore_rng_state(ckpt["rng"])
+            state = ckpt["state"]
+        elif group.is_main:
+            run_files.write_run_info(
+                self.run_dir,
+                cfg,
+                {
+                    "signature": run_files.signature_info(signature),
+                    "data": str(self.data_root.resolve()),
+                    "text_model": str(data.text_model_path),
+                    "split": {p: len(r) for p, r in data.splits.items()},
+                    "vidret_version": __version__,
+                },
+            )
+        logger = (
+            RunLogger(self.run_dir, state["epoch"] if resume else None) if group.is_main else None
+        )
+        net = DistributedDataParallel(model) if group.distributed else model
+
+        for epoch in range(state["epoch"], cfg.train.epochs):
+            started = time.perf_counter()
+            train_terms = self._train_epoch(
+                net, objective, optimizer, scheduler, params, sampler, epoch
+            )
+            record: dict[str, Any] = {
+                "epoch": epoch + 1,
+                "train": train_terms,
+                "lr": scheduler.get_last_lr()[0],
+                "epoch_time_s": round(time.perf_counter() - started, 3),
+            }
+            state["epoch"] = epoch + 1
+            stop = False
+            if group.is_main:
+                stop = self._validate_and_save(
+                    model, objective, optimizer, scheduler, state, record
+                )
+                logger.log_epoch(record)
+            if group.broadcast(stop):
+                break
+
+        result: dict[str, Any] = {}
+        if group.is_main:
+            logger.close()
+            result = self._final_test(model, state)
+        group.barrier()
+        return result
+
+    def _train_epoch(self, net, objective, optimizer, scheduler, params, sampler, epoch) -> dict:
+        cfg, device = self.cfg, self.group.device
+        net.train()
+        batches = sampler.epoch(epoch)
+        sums: dict[str, float] = defaultdict(float)
+        bar = tqdm(
+            batches,
+            desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
+            unit="step",
+            disable=not self.progress,
+            leave=False,
+        )
+        for step, (video_rows, caption_rows) in enumerate(bar):
+            video = video_batch(self.data, video_rows).to(device)
+            text = text_batch(self.data, caption_rows).to(device)
+            sims = net(text, video)
+            out = objective(sims, LossContext(epoch=epoch + step / len(batches)))
+            optimizer.zero_grad(set_to_none=True)
+            out.total.backward()
+            if cfg.train.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            for k, v in out.terms.items():
+                sums[k] += v
+            bar.set_postfix(loss=f"{out.terms['loss']:.4f}")
+        return {k: v / max(1, len(batches)) for k, v in sums.items()}
+
+    def _validate_and_save(self, model, objective, optimizer, scheduler, state, record) -> bool:
+        """Validate, keep the best weights, write `last.pt`; True when it is time to stop."""
+        cfg = self.cfg
+        val_rows = self.data.splits["val"]
+        if len(val_rows):
+            started = time.perf_counter()
+            record["val"] = evaluate(
+                model, self.data, val_rows, cfg.train.eval_batch, self.group.device
+            )
+            record["val_time_s"] = round(time.perf_counter() - started, 3)
+            value = metric_value(record["val"], cfg.train.val_metric)
+        else:
+            value = float(state["epoch"])  # no validation data: the latest epoch is the best
+        improved = value > state["best"]
+        if improved:
+            state.update(best=value, best_epoch=state["epoch"], stale=0)
+            save_checkpoint(
+                self.run_dir / run_files.BEST,
+                {
+                    "model": model.state_dict(),
+                    "epoch": state["epoch"],
+                    "val": record.get("val"),
+                },
+            )
+        else:
+            state["stale"] += 1
+        record["best_epoch"] = state["best_epoch"]
+        save_checkpoint(
+            self.run_dir / run_files.LAST,
+            {
+                "model": model.state_dict(),
+                "objective": objective.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": rng_state(),
+                "state": dict(state),
+                "config": cfg.model_dump(),
+            },
+        )
+        return cfg.train.patience is not None and state["stale"] >= cfg.train.patience
+
+    def _final_test(self, model, state) -> dict[str, Any]:
+        best = load_checkpoint(self.run_dir / run_files.BEST)
+        model.load_state_dict(best["model"])
+        result: dict[str, Any] = {"best_epoch": best["epoch"], "val": best.get("val")}
+        if len(self.data.splits["test"]):
+            result["test"] = evaluate(
+                model,
+                self.data,
+                self.data.splits["test"],
+                self.cfg.train.eval_batch,
+                self.group.device,
+            )
+        result["epochs_run"] = state["epoch"]
+        write_json_atomic(self.run_dir / run_files.TEST_METRICS, result)
+        return result
+
+
+# The shape of a metrics dict, to check `train.val_metric` before any training.
+_METRIC_SHAPE = {
+    "t2v": {"R@1": 0, "R@5": 0, "R@10": 0, "MdR": 0, "MnR": 0},
+    "v2t": {"R@1": 0, "R@5": 0, "R@10": 0, "MdR": 0, "MnR": 0},
+    "Rsum": 0,
+}
