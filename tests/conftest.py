@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,11 @@ import pytest
 from vidret.data.demo import make_demo_dataset
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Caches (caption features) of the test session go to a folder of their own, shared with
+# the subprocesses tests start, so a developer's own cache is never touched.
+os.environ.setdefault("VIDRET_CACHE_DIR", tempfile.mkdtemp(prefix="vidret-test-cache-"))
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 def shared_data_dir() -> Path:

@@ -1,0 +1,76 @@
+"""Objectives against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vidret.losses.base import LossContext
+from vidret.losses.infonce import InfoNCE
+from vidret.losses.reducers import HardestNegative, MeanOverNegatives
+from vidret.losses.triplet import TripletLoss, negatives_mask, triplet_hinges
+
+S = torch.tensor([[0.9, 0.5, 0.1], [0.8, 0.6, 0.7], [0.2, 0.3, 0.4]])
+
+
+def test_hinges_follow_equations_1_and_2() -> None:
+    hv, ht = triplet_hinges(S, 0.2)
+    # l_v(i, j) = [S[i, j] - S[i, i] + m]_+ ; l_t(i, j) = [S[j, i] - S[i, i] + m]_+
+    for i in range(3):
+        for j in range(3):
+            assert hv[i, j] == pytest.approx(max(0.0, S[i, j] - S[i, i] + 0.2))
+            assert ht[i, j] == pytest.approx(max(0.0, S[j, i] - S[i, i] + 0.2))
+
+
+def test_margin_matrix_is_used_for_both_directions() -> None:
+    M = torch.tensor([[0.0, 0.1, 0.2], [0.3, 0.0, 0.4], [0.5, 0.6, 0.0]])
+    hv, ht = triplet_hinges(S, M)
+    assert hv[1, 2] == pytest.approx(max(0.0, S[1, 2] - S[1, 1] + M[1, 2]))
+    assert ht[1, 2] == pytest.approx(max(0.0, S[2, 1] - S[1, 1] + M[1, 2]))
+
+
+def test_reducers() -> None:
+    hinge = torch.tensor([[9.0, 1.0, 3.0], [2.0, 9.0, 0.0], [0.5, 0.25, 9.0]])
+    neg = negatives_mask(3, torch.device("cpu"))
+    assert HardestNegative()(hinge, neg).tolist() == [3.0, 2.0, 0.5]
+    assert MeanOverNegatives()(hinge, neg).tolist() == [2.0, 1.0, 0.375]
+
+
+def test_triplet_warms_up_with_the_mean_then_mines() -> None:
+    loss = TripletLoss(0.2, mining=True, warmup_epochs=1.0)
+    hv, ht = triplet_hinges(S, 0.2)
+    neg = negatives_mask(3, torch.device("cpu"))
+    mean = MeanOverNegatives()(hv, neg).mean() + MeanOverNegatives()(ht, neg).mean()
+    hard = HardestNegative()(hv, neg).mean() + HardestNegative()(ht, neg).mean()
+    assert loss(S, LossContext(epoch=0.99)).total.item() == pytest.approx(mean.item())
+    out = loss(S, LossContext(epoch=1.0))
+    assert out.total.item() == pytest.approx(hard.item()) and out.terms["mining"] == 1.0
+    no_mining = TripletLoss(0.2, mining=False, warmup_epochs=1.0)
+    assert no_mining(S, LossContext(epoch=5)).total.item() == pytest.approx(mean.item())
+
+
+def test_perfect_separation_costs_nothing() -> None:
+    sims = torch.eye(4)
+    assert TripletLoss(0.2)(sims, LossContext(epoch=3)).total.item() == 0.0
+
+
+def test_infonce_is_symmetric_cross_entropy() -> None:
+    loss = InfoNCE(temperature=0.1, learn_temperature=False)
+    target = torch.arange(3)
+    expected = (F.cross_entropy(S / 0.1, target) + F.cross_entropy(S.T / 0.1, target)) / 2
+    assert loss(S, LossContext()).total.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert not list(loss.parameters())
+
+
+def test_infonce_learns_its_temperature_within_bounds() -> None:
+    loss = InfoNCE(temperature=0.05, learn_temperature=True)
+    assert [p.shape for p in loss.parameters()] == [torch.Size([])]
+    sims = S.clone().requires_grad_(True)
+    loss(sims, LossContext()).total.backward()
+    assert loss.log_temperature.grad is not None
+    with torch.no_grad():
+        loss.log_temperature.fill_(math.log(1e-5))
+    assert loss.temperature.item() == pytest.approx(0.01)

@@ -1,0 +1,72 @@
+"""Batches of distinct videos (alone and under DDP), and typed configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vidret.config import load_config
+from vidret.data.dataset import VideoDataset
+from vidret.errors import VidretError
+from vidret.train.sampler import EpochBatches
+
+
+def test_batches_hold_distinct_videos_and_their_own_captions(demo_dir: Path) -> None:
+    ds = VideoDataset.open(demo_dir)
+    rows = np.arange(100)
+    batches = EpochBatches(ds, rows, batch_size=32, seed=3).epoch(0)
+    seen = []
+    for v, c in batches:
+        assert len(set(v.tolist())) == len(v)
+        assert (ds.caption_video[c] == v).all()
+        seen += v.tolist()
+    assert sorted(seen) == rows.tolist()  # every video once per epoch (last batch 4 >= 2)
+
+
+def test_batches_repeat_by_seed_and_epoch(demo_dir: Path) -> None:
+    ds = VideoDataset.open(demo_dir)
+    s = EpochBatches(ds, np.arange(100), batch_size=32, seed=3)
+    same = EpochBatches(ds, np.arange(100), batch_size=32, seed=3)
+    for a, b in zip(s.epoch(4), same.epoch(4), strict=True):
+        assert (a[0] == b[0]).all() and (a[1] == b[1]).all()
+    assert not (s.epoch(4)[0][0] == s.epoch(5)[0][0]).all()
+    # Captions vary across epochs: all of a video's captions get used over time.
+    picks = {int(c[v == 7][0]) for e in range(30) for v, c in s.epoch(e) if (v == 7).any()}
+    assert len(picks) > 2
+
+
+def test_ranks_split_each_global_batch(demo_dir: Path) -> None:
+    ds = VideoDataset.open(demo_dir)
+    alone = EpochBatches(ds, np.arange(100), batch_size=32, seed=1).epoch(2)
+    r0 = EpochBatches(ds, np.arange(100), batch_size=32, seed=1, rank=0, world_size=2).epoch(2)
+    r1 = EpochBatches(ds, np.arange(100), batch_size=32, seed=1, rank=1, world_size=2).epoch(2)
+    assert len(r0) == len(r1)
+    for (v0, _), (v1, _), (v, _) in zip(r0, r1, alone, strict=False):
+        assert not set(v0) & set(v1)
+        assert sorted([*v0, *v1]) == sorted(v[: len(v0) + len(v1)])
+    with pytest.raises(ValueError, match="divide"):
+        EpochBatches(ds, np.arange(100), batch_size=33, seed=1, rank=0, world_size=2)
+
+
+def test_config_overrides_and_clear_errors(tmp_path: Path) -> None:
+    cfg = load_config(None, ["train.epochs=7", "model.backbone=mmt", "data.experts=[a, b]"])
+    assert cfg.train.epochs == 7 and cfg.model.backbone == "mmt" and cfg.data.experts == ["a", "b"]
+    with pytest.raises(VidretError, match=r"train.epoch: unknown key"):
+        load_config(None, ["train.epoch=7"])
+    with pytest.raises(VidretError, match=r"model.backbone: Input should be"):
+        load_config(None, ["model.backbone=resnet"])
+    with pytest.raises(VidretError, match="key=value"):
+        load_config(None, ["train.epochs"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {lr: -1}\n")
+    with pytest.raises(VidretError, match=r"bad.yaml.*\n  train.lr: Input should be greater"):
+        load_config(bad)
+
+
+def test_every_shipped_config_loads() -> None:
+    configs = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+    assert configs, "configs/ is empty"
+    for path in configs:
+        load_config(path)
