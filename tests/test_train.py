@@ -11,14 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
+from helpers import TINY
 from vidret.cli import app
 from vidret.data.demo import make_demo_dataset
 from vidret.train.logger import read_metrics
-
-from helpers import TINY
 
 
 def train(run: Path, data: Path, *extra: str) -> dict:
