@@ -98,4 +98,5 @@ def test_sentence_model_end_to_end() -> None:
     cfg = RunConfig.model_validate({"model": CFG.model_dump() | {"backbone": "mmt"}})
     model = build_model(cfg, SIG, text_model_path="unused-for-sentence-vectors")
     batch = TextBatch(sentence=torch.randn(5, 16))
-    assert model(batch, video()).shape == (5, 5)
+    out = model(batch, video())
+    assert out.sims.shape == (5, 5) and out.video.vectors.shape == (5, 2, 8)

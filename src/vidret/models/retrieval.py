@@ -6,6 +6,8 @@ margin) only read its outputs.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import Tensor, nn
 
 from vidret.config import RunConfig
@@ -14,6 +16,15 @@ from vidret.models.registry import build_backbone
 from vidret.models.similarity import similarity
 from vidret.models.types import Embeddings, TextBatch, VideoBatch
 from vidret.text.encoders import build_text_encoder
+
+
+@dataclass
+class ForwardOutput:
+    """A batch's similarities and the embeddings they came from (what objectives read)."""
+
+    sims: Tensor  # [num_captions, num_videos]
+    text: Embeddings
+    video: Embeddings
 
 
 class RetrievalModel(nn.Module):
@@ -28,8 +39,9 @@ class RetrievalModel(nn.Module):
     def embed_video(self, batch: VideoBatch) -> Embeddings:
         return self.backbone.encode_video(batch)
 
-    def forward(self, text: TextBatch, video: VideoBatch) -> Tensor:
-        return similarity(self.embed_text(text), self.embed_video(video))
+    def forward(self, text: TextBatch, video: VideoBatch) -> ForwardOutput:
+        t, v = self.embed_text(text), self.embed_video(video)
+        return ForwardOutput(similarity(t, v), t, v)
 
 
 def build_model(cfg: RunConfig, signature: ModelSignature, text_model_path: str) -> RetrievalModel:

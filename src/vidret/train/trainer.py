@@ -174,8 +174,9 @@ class _Trainer:
         for step, (video_rows, caption_rows) in enumerate(bar):
             video = video_batch(self.data, video_rows).to(device)
             text = text_batch(self.data, caption_rows).to(device)
-            sims = net(text, video)
-            out = objective(sims, LossContext(epoch=epoch + step / len(batches)))
+            fwd = net(text, video)
+            ctx = LossContext(epoch=epoch + step / len(batches), text=fwd.text, video=fwd.video)
+            out = objective(fwd.sims, ctx)
             optimizer.zero_grad(set_to_none=True)
             out.total.backward()
             if cfg.train.grad_clip:
