@@ -19,11 +19,16 @@ from vidret.data.demo import make_demo_dataset
 from vidret.train.logger import read_metrics
 
 
-def train(run: Path, data: Path, *extra: str) -> dict:
+def train_args(run: Path, data: Path, *extra: str) -> list[str]:
+    """`vidret train` arguments for a tiny model; `extra` are more --set overrides."""
     args = ["train", "--data", str(data), "--out", str(run), "--quiet"]
     for item in [*TINY, *extra]:
         args += ["--set", item]
-    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    return args
+
+
+def train(run: Path, data: Path, *extra: str) -> dict:
+    result = CliRunner().invoke(app, train_args(run, data, *extra), catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return json.loads((run / "test_metrics.json").read_text())
 
@@ -70,19 +75,7 @@ def test_kill_and_resume_end_with_identical_metrics(tmp_path: Path, demo_dir: Pa
     whole = train(tmp_path / "whole", demo_dir, *extra)
 
     run = tmp_path / "killed"
-    args = [
-        sys.executable,
-        "-m",
-        "vidret",
-        "train",
-        "--data",
-        str(demo_dir),
-        "--out",
-        str(run),
-        "--quiet",
-    ]
-    for item in [*TINY, *extra]:
-        args += ["--set", item]
+    args = [sys.executable, "-m", "vidret", *train_args(run, demo_dir, *extra)]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
@@ -168,27 +161,104 @@ def test_early_stopping(tmp_path: Path, demo_dir: Path) -> None:
 
 def test_two_processes_under_torchrun(tmp_path: Path, demo_dir: Path) -> None:
     run = tmp_path / "ddp"
+    port = str(29500 + os.getpid() % 1000)
     args = [
         sys.executable,
         "-m",
         "torch.distributed.run",
         "--nproc_per_node=2",
         "--master_port",
-        str(29500 + os.getpid() % 1000),
+        port,
         "-m",
         "vidret",
-        "train",
-        "--data",
-        str(demo_dir),
-        "--out",
-        str(run),
-        "--quiet",
+        *train_args(run, demo_dir, "train.epochs=2"),
     ]
-    for item in [*TINY, "train.epochs=2"]:
-        args += ["--set", item]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert [r["epoch"] for r in read_metrics(run)] == [1, 2]  # rank 0 alone logs
     assert (run / "checkpoints" / "last.pt").exists()
     assert proc.stdout.count("run folder:") == 1  # and reports
+
+
+def test_caption_encoders_tokens_and_finetune(tmp_path: Path) -> None:
+    data = make_demo_dataset(tmp_path / "d", num_videos=40, captions_per_video=2, seed=3)
+    tokens = train(
+        tmp_path / "tok",
+        data,
+        "text.encoder=tokens",
+        "text.max_tokens=12",
+        "train.epochs=1",
+        "model.backbone=dual",
+    )
+    assert tokens["test"]["Rsum"] > 0
+    tuned = train(
+        tmp_path / "ft",
+        data,
+        "text.encoder=finetune",
+        "text.max_tokens=12",
+        "train.epochs=1",
+        "train.batch_size=16",
+    )
+    # The transformer's own weights are trained and saved with the model.
+    import torch
+
+    before = torch.load(tmp_path / "ft" / "checkpoints" / "best.pt", weights_only=False)
+    names = [k for k in before["model"] if k.startswith("text_encoder.model.")]
+    assert names and tuned["test"]["Rsum"] > 0
+
+
+def test_eval_split_choices(tmp_path: Path, demo_dir: Path) -> None:
+    train(tmp_path / "run", demo_dir, "train.epochs=1")
+    runner = CliRunner()
+    val = runner.invoke(app, ["eval", "--run", str(tmp_path / "run"), "--split", "val", "--json"])
+    assert (
+        json.loads(val.stdout)
+        == json.loads((tmp_path / "run" / "test_metrics.json").read_text())["val"]
+    )
+    named = runner.invoke(
+        app,
+        [
+            "eval",
+            "--run",
+            str(tmp_path / "run"),
+            "--data",
+            str(demo_dir),
+            "--split",
+            "test",
+            "--json",
+        ],
+    )
+    assert named.exit_code == 0, named.output  # demo's own splits/test.txt
+    missing = runner.invoke(
+        app, ["eval", "--run", str(tmp_path / "run"), "--data", str(demo_dir), "--split", "nope"]
+    )
+    assert "no split named 'nope'" in str(missing.exception)
+
+
+def test_cmgsd_adds_no_test_time_cost(tmp_path: Path, demo_dir: Path) -> None:
+    import torch
+
+    from vidret.train.run import load_trained_model
+
+    train(tmp_path / "hard", demo_dir, "train.epochs=2", "loss.name=triplet")
+    result = train(
+        tmp_path / "cmgsd",
+        demo_dir,
+        "train.epochs=2",
+        "loss.name=cmgsd",
+        "loss.lambda_start=0.0",
+        "loss.lambda_end=1.0",
+        "loss.warmup_epochs=1",
+    )
+    hard = torch.load(tmp_path / "hard/checkpoints/best.pt", weights_only=False)["model"]
+    cmgsd = torch.load(tmp_path / "cmgsd/checkpoints/best.pt", weights_only=False)["model"]
+    assert {k: v.shape for k, v in hard.items()} == {k: v.shape for k, v in cmgsd.items()}
+    _, model_a, _ = load_trained_model(tmp_path / "hard")
+    _, model_b, _ = load_trained_model(tmp_path / "cmgsd")
+    assert type(model_a.backbone) is type(model_b.backbone)
+    assert [type(m) for m in model_a.modules()] == [type(m) for m in model_b.modules()]
+    # It did train with adaptive margins: the log holds their terms and lambda.
+    records = read_metrics(tmp_path / "cmgsd")
+    assert records[-1]["train"]["lambda_"] > 0 and "loss_static" in records[-1]["train"]
+    assert result["test"]["Rsum"] > 0

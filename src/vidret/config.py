@@ -51,12 +51,23 @@ class ModelConfig(_Section):
 
 
 class LossConfig(_Section):
-    name: Literal["triplet", "infonce"] = "triplet"
-    margin: float = Field(0.2, ge=0.0)  # triplet: alpha
+    name: Literal["triplet", "infonce", "cmgsd"] = "triplet"
+    margin: float = Field(0.2, ge=0.0)  # triplet and cmgsd: the hard margin alpha
     mining: bool = True  # triplet: hardest negative (max-violation) after the warm-up
     warmup_epochs: float = Field(1.0, ge=0.0)  # triplet: epochs averaging over negatives
     temperature: float = Field(0.05, gt=0.0)  # infonce: initial temperature
     learn_temperature: bool = True
+    # cmgsd: adaptive margins; 90% of them within margin +- beta
+    beta: float = Field(0.04, ge=0.0)
+    # cmgsd: lambda is 0 until lambda_start, then grows from 0.1 to 1.0 at lambda_end; both
+    # are fractions of train.epochs (the paper's 20 and 50 of 50 epochs: 0.4 and 1.0)
+    lambda_start: float = Field(0.4, ge=0.0, le=1.0)
+    lambda_end: float = Field(1.0, ge=0.0, le=1.0)
+    text_experts: bool = True  # cmgsd ablations: which supervision experts to use
+    video_experts: bool = True
+    static: bool = True
+    dynamic: bool = True
+    static_text_model: str | None = None  # sentence-transformers folder; None: text.model
 
 
 class TrainConfig(_Section):

@@ -88,7 +88,18 @@ class _Trainer:
         seed_everything(cfg.train.seed)
         signature = data.signature()
         model = build_model(cfg, signature, str(data.text_model_path)).to(group.device)
-        objective = build_objective(cfg.loss).to(group.device)
+        objective = build_objective(cfg.loss, cfg.train.epochs).to(group.device)
+        self.static = None
+        if getattr(objective, "needs_static", False):
+            from vidret.experts.static import static_experts
+            from vidret.text.sentence_bert import resolve_model_path
+
+            model_path = (
+                resolve_model_path(cfg.loss.static_text_model)
+                if cfg.loss.static_text_model
+                else data.text_model_path
+            )
+            self.static = static_experts(data.dataset, data.experts, model_path, self.progress)
         params = [
             p
             for p in itertools.chain(model.parameters(), objective.parameters())
@@ -175,7 +186,12 @@ class _Trainer:
             video = video_batch(self.data, video_rows).to(device)
             text = text_batch(self.data, caption_rows).to(device)
             fwd = net(text, video)
-            ctx = LossContext(epoch=epoch + step / len(batches), text=fwd.text, video=fwd.video)
+            ctx = LossContext(
+                epoch=epoch + step / len(batches),
+                text=fwd.text,
+                video=fwd.video,
+                static=self._static_batch(video_rows, caption_rows),
+            )
             out = objective(fwd.sims, ctx)
             optimizer.zero_grad(set_to_none=True)
             out.total.backward()
@@ -187,6 +203,16 @@ class _Trainer:
                 sums[k] += v
             bar.set_postfix(loss=f"{out.terms['loss']:.4f}")
         return {k: v / max(1, len(batches)) for k, v in sums.items()}
+
+    def _static_batch(self, video_rows, caption_rows) -> dict[str, torch.Tensor]:
+        """The batch's static expert vectors, or none when the objective needs none."""
+        if self.static is None:
+            return {}
+        device = self.group.device
+        out = {"text": torch.from_numpy(self.static.text[caption_rows]).to(device)}
+        for name, vectors in self.static.video.items():
+            out[f"video:{name}"] = torch.from_numpy(vectors[video_rows]).to(device)
+        return out
 
     def _validate_and_save(self, model, objective, optimizer, scheduler, state, record) -> bool:
         """Validate, keep the best weights, write `last.pt`; True when it is time to stop."""

@@ -1,0 +1,1 @@
+"""Supervision experts for adaptive margins: static vectors (cached) and dynamic ones."""

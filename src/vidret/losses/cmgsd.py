@@ -1,0 +1,169 @@
+"""CMGSD: the hard-margin hinge plus adaptive-margin hinges from supervision experts.
+
+For each query i and negative j (METHOD.md section 4, paper eqs. 27-31):
+
+    total_v(i, j) = l_v(i, j; alpha)
+                  + lambda     * [ l_v(i, j; M_v^dyn) + l_v(i, j; M_t^dyn) ]
+                  + (1-lambda) * [ sum_e l_v(i, j; M_v,e^sta) + l_v(i, j; M_t^sta) ]
+
+and `total_t` likewise with `l_t`; then the reducer over j (mean during the warm-up,
+hardest negative after it), the mean over i, and L = L_v + L_t.
+
+Experts and how they combine:
+* static text: a Sentence-BERT vector of each caption (`ctx.static["text"]`);
+* static video: each visual expert's mean-pooled pretrained features
+  (`ctx.static["video:<expert>"]`), one margin matrix each, hinge terms summed;
+* dynamic text / video: the model's own caption / video embeddings of the batch
+  (detached). For a multi-expert model the distance is 1 minus the *unweighted* mean,
+  over the experts both videos have, of the per-expert cosine (not the caption-weighted
+  similarity, which is not defined between two videos).
+
+Ablation switches drop terms: text experts, video experts, static, dynamic (and mining
+through the reducer). With `static` off, the dynamic terms keep the lambda weight; with
+`dynamic` off, lambda is held at 0 so the static terms keep full weight.
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch import Tensor
+
+from vidret.losses.adaptive_margin import cosine_distances, rescale_margins
+from vidret.losses.base import LossContext, LossOutput
+from vidret.losses.reducers import HardestNegative, MeanOverNegatives
+from vidret.losses.triplet import TripletLoss, negatives_mask, triplet_hinges
+from vidret.models.types import Embeddings
+
+
+def lambda_at(epoch: float, start: float, end: float) -> float:
+    """0 before `start`; 0.1 at `start` growing exponentially to 1.0 at `end`; then 1.0.
+
+    The paper's 50-epoch run uses start=20, end=50: lambda(e) = 0.1 * 10 ** ((e-20)/30).
+    """
+    if epoch < start:
+        return 0.0
+    if epoch >= end or end <= start:
+        return 1.0
+    return 0.1 * 10 ** ((epoch - start) / (end - start))
+
+
+def adaptive_context(
+    epoch: float,
+    text: Tensor | None = None,
+    video: Tensor | None = None,
+    video_present: Tensor | None = None,
+    static_text: Tensor | None = None,
+    static_video: dict[str, Tensor] | None = None,
+) -> LossContext:
+    """A `LossContext` from plain tensors, for models that are not vidret's own.
+
+    `text` / `video`: the model's caption / video embeddings of the batch, `[B, d]` or
+    `[B, E, d]` per expert (the dynamic experts); `static_text`: `[B, D]` fixed caption
+    vectors (e.g. Sentence-BERT); `static_video`: name -> `[B, D_e]` fixed video vectors.
+    """
+
+    def wrap(v: Tensor | None, present: Tensor | None) -> Embeddings | None:
+        if v is None:
+            return None
+        v = v if v.dim() == 3 else v[:, None]
+        weights = present.float() if present is not None else v.new_ones(v.shape[:2])
+        return Embeddings(v, weights)
+
+    static = {f"video:{k}": t for k, t in (static_video or {}).items()}
+    if static_text is not None:
+        static["text"] = static_text
+    return LossContext(
+        epoch=epoch, text=wrap(text, None), video=wrap(video, video_present), static=static
+    )
+
+
+class CMGSDLoss(TripletLoss):
+    needs_static = True
+
+    def __init__(
+        self,
+        alpha: float = 0.05,
+        beta: float = 0.04,
+        mining: bool = True,
+        warmup_epochs: float = 1.0,
+        lambda_start: float = 20.0,
+        lambda_end: float = 50.0,
+        text_experts: bool = True,
+        video_experts: bool = True,
+        static: bool = True,
+        dynamic: bool = True,
+    ):
+        super().__init__(alpha, mining=mining, warmup_epochs=warmup_epochs)
+        self.alpha, self.beta = alpha, beta
+        self.lambda_start, self.lambda_end = lambda_start, lambda_end
+        self.text_experts, self.video_experts = text_experts, video_experts
+        self.static, self.dynamic = static, dynamic
+
+    def lambda_(self, epoch: float) -> float:
+        if not self.dynamic:
+            return 0.0
+        return lambda_at(epoch, self.lambda_start, self.lambda_end)
+
+    def margins(
+        self, ctx: LossContext
+    ) -> tuple[list[tuple[str, Tensor]], list[tuple[str, Tensor]]]:
+        """`(dynamic, static)` lists of named margin matrices for this batch."""
+        dynamic, static = [], []
+        if self.dynamic:
+            if self.video_experts and ctx.video is not None:
+                dynamic.append(
+                    ("dyn_video", self._margin(ctx.video.vectors, ctx.video.weights > 0))
+                )
+            if self.text_experts and ctx.text is not None:
+                dynamic.append(("dyn_text", self._margin(ctx.text.vectors)))
+        if self.static:
+            for name, vectors in sorted(ctx.static.items()):
+                is_video = name.startswith("video:")
+                if (is_video and self.video_experts) or (name == "text" and self.text_experts):
+                    static.append((f"sta_{name}", self._margin(vectors)))
+        return dynamic, static
+
+    def _margin(self, vectors: Tensor, present: Tensor | None = None) -> Tensor:
+        D, valid = cosine_distances(vectors.detach(), present)
+        return rescale_margins(D, self.alpha, self.beta, valid)
+
+    def forward(self, sims: Tensor, ctx: LossContext) -> LossOutput:
+        lam = self.lambda_(ctx.epoch)
+        dynamic, static = self.margins(ctx)
+        hinge_v, hinge_t = triplet_hinges(sims, self.alpha)
+        terms = {"loss_hard": 0.0, "loss_dynamic": 0.0, "loss_static": 0.0}
+        parts = {"hard": (hinge_v, hinge_t)}
+        total_v, total_t = hinge_v.clone(), hinge_t.clone()
+        for weight, group, key in ((lam, dynamic, "dynamic"), (1.0 - lam, static, "static")):
+            if weight == 0.0 or not group:
+                continue
+            sum_v = sum_t = 0.0
+            for _, M in group:
+                hv, ht = triplet_hinges(sims, M)
+                sum_v, sum_t = sum_v + hv, sum_t + ht
+            total_v, total_t = total_v + weight * sum_v, total_t + weight * sum_t
+            parts[key] = (weight * sum_v, weight * sum_t)
+
+        reduce = self.reducer_at(ctx.epoch)
+        negatives = negatives_mask(sims.shape[0], sims.device)
+        loss_v = reduce(total_v, negatives).mean()
+        loss_t = reduce(total_t, negatives).mean()
+        total = loss_v + loss_t
+        # For logs: each part's share, averaged over all negatives (mining-independent).
+        mean = MeanOverNegatives()
+        for key, (pv, pt) in parts.items():
+            terms[f"loss_{key}"] = float(
+                mean(pv.detach(), negatives).mean() + mean(pt.detach(), negatives).mean()
+            )
+        terms.update(
+            loss=total.item(),
+            loss_v=loss_v.item(),
+            loss_t=loss_t.item(),
+            lambda_=lam,
+            mining=float(isinstance(reduce, HardestNegative)),
+        )
+        for name, M in dynamic + static:
+            terms[f"margin_std_{name}"] = float(M[negatives].std())
+        assert not math.isnan(terms["loss"]), "CMGSD loss is NaN"
+        return LossOutput(total, terms)
