@@ -60,3 +60,18 @@ def init_process_group() -> ProcessGroup:
 def destroy_process_group(group: ProcessGroup) -> None:
     if group.distributed and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def gather_with_grad(x: torch.Tensor, group: ProcessGroup) -> torch.Tensor:
+    """Every process's `x` concatenated in rank order; gradients flow into the local part.
+
+    The other parts arrive without gradient (their own processes back-propagate through
+    them), the pattern of open_clip's `gather_features`. Every process must pass a
+    tensor of the same shape.
+    """
+    if not group.distributed:
+        return x
+    parts = [torch.empty_like(x) for _ in range(group.world_size)]
+    dist.all_gather(parts, x.detach().contiguous())
+    parts[group.rank] = x
+    return torch.cat(parts)

@@ -23,7 +23,6 @@ from vidret.config import RunConfig
 from vidret.errors import VidretError
 from vidret.eval.evaluate import evaluate
 from vidret.io import write_json_atomic
-from vidret.losses.base import LossContext
 from vidret.losses.registry import build_objective
 from vidret.models.retrieval import build_model
 from vidret.train import run as run_files
@@ -39,6 +38,7 @@ from vidret.train.distributed import ProcessGroup, destroy_process_group, init_p
 from vidret.train.logger import RunLogger
 from vidret.train.sampler import EpochBatches
 from vidret.train.schedule import build_scheduler
+from vidret.train.step import backward_scale, global_batch_loss, unscale_objective_grads
 
 LOWER_IS_BETTER = ("MdR", "MnR")
 
@@ -74,7 +74,7 @@ class _Trainer:
         self.progress = progress and group.is_main
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
-        # Rank 0 fills the caption cache; the others then read it instead of recomputing.
+        # Rank 0 fills the caches; the others then read them instead of recomputing.
         if not group.is_main:
             group.barrier()
         self.data: PreparedData = prepare_data(cfg, data_root, progress=self.progress)
@@ -185,16 +185,18 @@ class _Trainer:
         for step, (video_rows, caption_rows) in enumerate(bar):
             video = video_batch(self.data, video_rows).to(device)
             text = text_batch(self.data, caption_rows).to(device)
-            fwd = net(text, video)
-            ctx = LossContext(
-                epoch=epoch + step / len(batches),
-                text=fwd.text,
-                video=fwd.video,
-                static=self._static_batch(video_rows, caption_rows),
+            out = global_batch_loss(
+                net,
+                objective,
+                text,
+                video,
+                self._static_batch(video_rows, caption_rows),
+                epoch + step / len(batches),
+                self.group,
             )
-            out = objective(fwd.sims, ctx)
             optimizer.zero_grad(set_to_none=True)
-            out.total.backward()
+            (out.total * backward_scale(self.group)).backward()
+            unscale_objective_grads(objective, self.group)
             if cfg.train.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
             optimizer.step()

@@ -1,0 +1,53 @@
+"""One training step's loss over the *global* batch, in one process or several.
+
+Under DDP each process embeds its own slice of the batch; the embeddings and the static
+expert vectors are gathered so that the similarities, hardest-negative mining and the
+adaptive margins' batch statistics see the whole global batch, exactly as a single
+process with that batch would. Each process then holds the same loss, but gradients only
+through its own slice; DDP averages gradients over processes, so the loss to
+back-propagate is scaled by the number of processes (`backward_scale`), and parameters
+of the objective itself (outside DDP) are divided back (`unscale_objective_grads`).
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from vidret.losses.base import LossContext, LossOutput, Objective
+from vidret.models.similarity import similarity
+from vidret.models.types import Embeddings, TextBatch, VideoBatch
+from vidret.train.distributed import ProcessGroup, gather_with_grad
+
+
+def global_batch_loss(
+    net: nn.Module,
+    objective: Objective,
+    text: TextBatch,
+    video: VideoBatch,
+    static: dict[str, Tensor],
+    epoch: float,
+    group: ProcessGroup,
+) -> LossOutput:
+    fwd = net(text, video)
+    t, v, sims = fwd.text, fwd.video, fwd.sims
+    if group.distributed:
+        t, v = _gather(t, group), _gather(v, group)
+        static = {k: gather_with_grad(x, group) for k, x in static.items()}
+        sims = similarity(t, v)
+    return objective(sims, LossContext(epoch=epoch, text=t, video=v, static=static))
+
+
+def backward_scale(group: ProcessGroup) -> float:
+    return float(group.world_size)
+
+
+def unscale_objective_grads(objective: Objective, group: ProcessGroup) -> None:
+    """The objective's own parameters saw the whole loss in every process: undo the scale."""
+    if group.distributed:
+        for p in objective.parameters():
+            if p.grad is not None:
+                p.grad /= group.world_size
+
+
+def _gather(e: Embeddings, group: ProcessGroup) -> Embeddings:
+    return Embeddings(gather_with_grad(e.vectors, group), gather_with_grad(e.weights, group))
