@@ -262,3 +262,24 @@ def test_cmgsd_adds_no_test_time_cost(tmp_path: Path, demo_dir: Path) -> None:
     records = read_metrics(tmp_path / "cmgsd")
     assert records[-1]["train"]["lambda_"] > 0 and "loss_static" in records[-1]["train"]
     assert result["test"]["Rsum"] > 0
+
+
+def test_margin_figures(tmp_path: Path, demo_dir: Path) -> None:
+    train(tmp_path / "run", demo_dir, "train.epochs=2", "loss.name=cmgsd", "loss.beta=0.1")
+    result = CliRunner().invoke(
+        app,
+        [
+            "margins",
+            "--run",
+            str(tmp_path / "run"),
+            "--out",
+            str(tmp_path / "fig"),
+            "--batch",
+            "40",
+        ],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    for name in ("margin_distribution.png", "pair_margins.png", "training_curves.png"):
+        data = (tmp_path / "fig" / name).read_bytes()
+        assert data.startswith(b"\x89PNG") and len(data) > 10_000, name
