@@ -14,10 +14,10 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from vidret.io import atomic_path  # noqa: E402
+from vidret.io import atomic_path
 
 
 def _save(fig: Any, path: Path) -> Path:
