@@ -19,24 +19,31 @@ Z_95 = 1.6448536269514722  # the standard normal's 95% quantile: 90% lie within 
 
 
 @torch.no_grad()
-def cosine_distances(vectors: Tensor, present: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """`D [B, B]` and a mask of the pairs it is defined for.
+def cosine_distances(
+    vectors: Tensor, present: Tensor | None = None
+) -> tuple[Tensor, Tensor | None]:
+    """`D [B, B]`, and a mask of the pairs it is defined for (None: all of them).
 
     `vectors` is `[B, d]`, or `[B, E, d]` for several experts of one kind (a multi-expert
     model's per-expert embeddings): then D is 1 minus the *unweighted* mean, over the
     experts both items have, of the per-expert cosine. `present [B, E]` marks which
-    experts each item has (a missing expert says nothing about distance).
+    experts each item has (a missing expert says nothing about distance); without it,
+    an all-zero vector counts as missing.
     """
     if vectors.dim() == 2:
         vectors = vectors[:, None]
-    v = torch.nn.functional.normalize(vectors.float(), dim=-1, eps=1e-8)
+    norms = vectors.float().norm(dim=-1, keepdim=True)
+    v = vectors.float() / norms.clamp_min(1e-8)
     if present is None:
-        present = v.norm(dim=-1) > 0  # an all-zero vector is a missing one
-    present = present.float()
-    cos = torch.einsum("ied,jed->ije", v, v)
-    both = present[:, None, :] * present[None, :, :]
-    shared = both.sum(-1)
-    D = 1.0 - (cos * both).sum(-1) / shared.clamp_min(1.0)
+        present = norms[..., 0] > 0
+    if bool(present.all()):
+        if v.shape[1] == 1:  # one expert, nothing missing: a plain matrix product
+            return 1.0 - v[:, 0] @ v[:, 0].T, None
+        return 1.0 - torch.einsum("ied,jed->ij", v, v) / v.shape[1], None
+    p = present.float()
+    cos = torch.einsum("ied,jed->ije", v * p[..., None], v)
+    shared = p @ p.T
+    D = 1.0 - (cos * p[None, :, :]).sum(-1) / shared.clamp_min(1.0)
     return D, shared > 0
 
 
@@ -44,19 +51,20 @@ def cosine_distances(vectors: Tensor, present: Tensor | None = None) -> tuple[Te
 def rescale_margins(D: Tensor, alpha: float, beta: float, valid: Tensor | None = None) -> Tensor:
     """The rescale function F: margins with mean alpha and 90% within alpha +- beta.
 
-    Statistics use the off-diagonal pairs marked `valid`; other pairs (and every pair when
-    the distances do not vary, e.g. identical items) get exactly alpha.
+    `D` is `[B, B]` or a stack `[K, B, B]` (each matrix rescaled on its own). Statistics use
+    the off-diagonal pairs marked `valid`; other pairs, and every pair of a matrix whose
+    distances do not vary (identical items, B = 2), get exactly alpha.
     """
-    B = D.shape[0]
-    off = ~torch.eye(B, dtype=torch.bool, device=D.device)
-    mask = off if valid is None else off & valid
-    M = torch.full_like(D, alpha)
-    if mask.sum() < 2:
-        return M
-    values = D[mask].double()
-    mean, std = values.mean(), values.std(unbiased=False)
-    if std <= 1e-12:
-        return M
-    sigma = beta / Z_95
-    M[mask] = ((values - mean) / std * sigma + alpha).to(D.dtype)
-    return M
+    B = D.shape[-1]
+    mask = ~torch.eye(B, dtype=torch.bool, device=D.device)
+    if valid is not None:
+        mask = mask & valid
+    w = mask.to(D.dtype)
+    dims = (-2, -1)
+    n = w.sum(dims, keepdim=True).clamp_min(1.0)
+    mean = (D * w).sum(dims, keepdim=True) / n
+    std = (((D - mean) ** 2) * w).sum(dims, keepdim=True).div(n).sqrt()
+    spread = (n >= 2) & (std > 1e-6)
+    scale = torch.where(spread, (beta / Z_95) / std.clamp_min(1e-6), torch.zeros_like(std))
+    M = (D - mean) * scale + alpha
+    return torch.where(mask, M, torch.full_like(M, alpha))

@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import Tensor
 
 from vidret.losses.adaptive_margin import cosine_distances, rescale_margins
 from vidret.losses.base import LossContext, LossOutput
-from vidret.losses.reducers import HardestNegative, MeanOverNegatives
-from vidret.losses.triplet import TripletLoss, negatives_mask, triplet_hinges
+from vidret.losses.reducers import HardestNegative
+from vidret.losses.triplet import TripletLoss, negatives_mask
 from vidret.models.types import Embeddings
 
 
@@ -109,53 +110,68 @@ class CMGSDLoss(TripletLoss):
         self, ctx: LossContext
     ) -> tuple[list[tuple[str, Tensor]], list[tuple[str, Tensor]]]:
         """`(dynamic, static)` lists of named margin matrices for this batch."""
-        dynamic, static = [], []
+        experts: list[tuple[str, Tensor, Tensor | None]] = []  # name, vectors, presence
         if self.dynamic:
             if self.video_experts and ctx.video is not None:
-                dynamic.append(
-                    ("dyn_video", self._margin(ctx.video.vectors, ctx.video.weights > 0))
-                )
+                experts.append(("dyn_video", ctx.video.vectors, ctx.video.weights > 0))
             if self.text_experts and ctx.text is not None:
-                dynamic.append(("dyn_text", self._margin(ctx.text.vectors)))
+                experts.append(("dyn_text", ctx.text.vectors, None))
         if self.static:
             for name, vectors in sorted(ctx.static.items()):
                 is_video = name.startswith("video:")
                 if (is_video and self.video_experts) or (name == "text" and self.text_experts):
-                    static.append((f"sta_{name}", self._margin(vectors)))
-        return dynamic, static
-
-    def _margin(self, vectors: Tensor, present: Tensor | None = None) -> Tensor:
-        D, valid = cosine_distances(vectors.detach(), present)
-        return rescale_margins(D, self.alpha, self.beta, valid)
+                    experts.append((f"sta_{name}", vectors, None))
+        if not experts:
+            return [], []
+        distances = [cosine_distances(v.detach(), p) for _, v, p in experts]
+        B = distances[0][0].shape[0]
+        valid = None
+        if any(m is not None for _, m in distances):
+            ones = torch.ones(B, B, dtype=torch.bool, device=distances[0][0].device)
+            valid = torch.stack([ones if m is None else m for _, m in distances])
+        # All experts' margins in one batched rescale: [K, B, B].
+        M = rescale_margins(torch.stack([d for d, _ in distances]), self.alpha, self.beta, valid)
+        named = [(name, M[k]) for k, (name, _, _) in enumerate(experts)]
+        return (
+            [x for x in named if x[0].startswith("dyn_")],
+            [x for x in named if x[0].startswith("sta_")],
+        )
 
     def forward(self, sims: Tensor, ctx: LossContext) -> LossOutput:
         lam = self.lambda_(ctx.epoch)
         dynamic, static = self.margins(ctx)
-        hinge_v, hinge_t = triplet_hinges(sims, self.alpha)
-        terms = {"loss_hard": 0.0, "loss_dynamic": 0.0, "loss_static": 0.0}
-        parts = {"hard": (hinge_v, hinge_t)}
-        total_v, total_t = hinge_v.clone(), hinge_t.clone()
-        for weight, group, key in ((lam, dynamic, "dynamic"), (1.0 - lam, static, "static")):
+        # Every hinge term at once: margins stacked to [K, B, B] with one weight each
+        # (1 for the hard margin, lambda for dynamic, 1 - lambda for static experts).
+        groups = [
+            ("hard", 1.0, [torch.full_like(sims, self.alpha)]),
+            ("dynamic", lam, [M for _, M in dynamic]),
+            ("static", 1.0 - lam, [M for _, M in static]),
+        ]
+        margins, weights, owner = [], [], []
+        for key, weight, group in groups:
             if weight == 0.0 or not group:
                 continue
-            sum_v = sum_t = 0.0
-            for _, M in group:
-                hv, ht = triplet_hinges(sims, M)
-                sum_v, sum_t = sum_v + hv, sum_t + ht
-            total_v, total_t = total_v + weight * sum_v, total_t + weight * sum_t
-            parts[key] = (weight * sum_v, weight * sum_t)
+            margins += group
+            weights += [weight] * len(group)
+            owner += [key] * len(group)
+        M = torch.stack(margins)
+        w = torch.tensor(weights, dtype=sims.dtype, device=sims.device)[:, None, None]
+        positive = sims.diagonal()[None, :, None]
+        hinge_v = (sims[None] - positive + M).clamp_min(0.0)  # [K, i, j]: caption i, video j
+        hinge_t = (sims.T[None] - positive + M).clamp_min(0.0)  # [K, i, j]: video i, caption j
+        total_v, total_t = (w * hinge_v).sum(0), (w * hinge_t).sum(0)
 
         reduce = self.reducer_at(ctx.epoch)
         negatives = negatives_mask(sims.shape[0], sims.device)
         loss_v = reduce(total_v, negatives).mean()
         loss_t = reduce(total_t, negatives).mean()
         total = loss_v + loss_t
-        # For logs: each part's share, averaged over all negatives (mining-independent).
-        mean = MeanOverNegatives()
-        for key, (pv, pt) in parts.items():
-            terms[f"loss_{key}"] = float(
-                mean(pv.detach(), negatives).mean() + mean(pt.detach(), negatives).mean()
-            )
+        # For logs: each group's weighted hinges averaged over all pairs (mining-independent).
+        with torch.no_grad():
+            per_term = ((w * (hinge_v + hinge_t)) * negatives).sum((1, 2)) / negatives.sum()
+        terms = {"loss_hard": 0.0, "loss_dynamic": 0.0, "loss_static": 0.0}
+        for key, value in zip(owner, per_term.tolist(), strict=True):
+            terms[f"loss_{key}"] += value
         terms.update(
             loss=total.item(),
             loss_v=loss_v.item(),
@@ -163,7 +179,5 @@ class CMGSDLoss(TripletLoss):
             lambda_=lam,
             mining=float(isinstance(reduce, HardestNegative)),
         )
-        for name, M in dynamic + static:
-            terms[f"margin_std_{name}"] = float(M[negatives].std())
         assert not math.isnan(terms["loss"]), "CMGSD loss is NaN"
         return LossOutput(total, terms)
