@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from helpers import TINY
@@ -283,3 +284,18 @@ def test_margin_figures(tmp_path: Path, demo_dir: Path) -> None:
     for name in ("margin_distribution.png", "pair_margins.png", "training_curves.png"):
         data = (tmp_path / "fig" / name).read_bytes()
         assert data.startswith(b"\x89PNG") and len(data) > 10_000, name
+
+
+@pytest.mark.parametrize("backbone", ["mmt", "ce", "dual"])
+def test_cmgsd_trains_every_backbone(tmp_path: Path, demo_dir: Path, backbone: str) -> None:
+    result = train(
+        tmp_path / backbone,
+        demo_dir,
+        "train.epochs=2",
+        "loss.name=cmgsd",
+        f"model.backbone={backbone}",
+        "loss.warmup_epochs=1",
+    )
+    record = read_metrics(tmp_path / backbone)[-1]["train"]
+    assert record["loss_static"] > 0 and record["mining"] == 1.0
+    assert result["test"]["Rsum"] > 0

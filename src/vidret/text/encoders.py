@@ -55,7 +55,10 @@ class FineTunedSentenceBert(nn.Module):
 
     def forward(self, batch: TextBatch) -> TextFeatures:
         device = next(self.model.parameters()).device
-        features = {k: v.to(device) for k, v in self.model.preprocess(batch.texts).items()}
+        features = {  # tensors to the model's device; other fields (strings) as they are
+            k: v.to(device) if isinstance(v, torch.Tensor) else v
+            for k, v in self.model.preprocess(batch.texts).items()
+        }
         out = self.model(features)
         mask = features["attention_mask"].bool()
         return TextFeatures(
