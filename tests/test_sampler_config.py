@@ -66,7 +66,7 @@ def test_config_overrides_and_clear_errors(tmp_path: Path) -> None:
 
 
 def test_every_shipped_config_loads() -> None:
-    configs = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+    configs = sorted((Path(__file__).parents[1] / "configs").rglob("*.yaml"))
     assert configs, "configs/ is empty"
     for path in configs:
         load_config(path)
