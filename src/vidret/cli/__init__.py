@@ -9,6 +9,7 @@ import typer
 
 from vidret.cli.data_cmd import data_app
 from vidret.cli.eval_cmd import eval_command
+from vidret.cli.experiment_cmd import experiment_command
 from vidret.cli.margins_cmd import margins_command
 from vidret.cli.train_cmd import train_command
 from vidret.errors import VidretError
@@ -28,6 +29,7 @@ app.add_typer(data_app, name="data")
 app.command("train")(train_command)
 app.command("eval")(eval_command)
 app.command("margins")(margins_command)
+app.command("experiment")(experiment_command)
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Experiments: variants x seeds trained and evaluated as one resumable command."""

@@ -1,0 +1,100 @@
+"""Run every variant x seed of an experiment; finished runs are skipped, killed ones resumed.
+
+Each run is `vidret train` in a process of its own (one torch thread, `jobs` at a time),
+so an experiment survives a crash of one run and uses the cores of the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from vidret.experiments.spec import ExperimentSpec, Variant
+from vidret.train.run import LAST, TEST_METRICS
+
+TIMING = "experiment_run.json"
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    variant: Variant
+    seed: int
+    folder: Path
+
+    @property
+    def done(self) -> bool:
+        return (self.folder / TEST_METRICS).exists()
+
+
+def plan(spec: ExperimentSpec, out: Path) -> list[PlannedRun]:
+    return [PlannedRun(v, s, out / v.slug / f"seed{s}") for v in spec.variants for s in spec.seeds]
+
+
+def run_experiment(
+    spec: ExperimentSpec, out: Path, jobs: int = 1, progress: bool = True
+) -> list[str]:
+    """Train what is missing; returns the errors of failed runs (empty when all succeeded)."""
+    runs = plan(spec, out)
+    todo = [r for r in runs if not r.done]
+    errors: list[str] = []
+    bar = tqdm(
+        total=len(runs),
+        initial=len(runs) - len(todo),
+        unit="run",
+        disable=not progress,
+        desc=spec.name,
+    )
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        futures = {pool.submit(_train_one, spec, r): r for r in todo}
+        for future in as_completed(futures):
+            r = futures[future]
+            error = future.result()
+            if error:
+                errors.append(f"{r.variant.name} / seed {r.seed}: {error}")
+            bar.set_postfix_str(f"last: {r.variant.slug} seed {r.seed}")
+            bar.update(1)
+    bar.close()
+    return errors
+
+
+def _train_one(spec: ExperimentSpec, r: PlannedRun) -> str | None:
+    r.folder.parent.mkdir(parents=True, exist_ok=True)
+    if (r.folder / LAST).exists():
+        args = ["train", "--out", str(r.folder), "--resume"]
+    else:
+        args = [
+            "train",
+            "--data",
+            str(spec.data_path()),
+            "--config",
+            r.variant.base or spec.base,
+            "--out",
+            str(r.folder),
+            "--set",
+            "train.threads=1",
+        ]
+        for item in spec.overrides(r.variant, r.seed):
+            args += ["--set", item]
+    log = r.folder.parent / f"seed{r.seed}.log"
+    started = time.perf_counter()
+    with open(log, "w") as f:
+        proc = subprocess.run(
+            [sys.executable, "-m", "vidret", *args, "--quiet"],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    if proc.returncode != 0:
+        tail = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
+        return f"exit {proc.returncode}: {tail[0]} (log: {log})"
+    timing = r.folder / TIMING
+    previous = json.loads(timing.read_text())["wall_s"] if timing.exists() else 0.0
+    timing.write_text(json.dumps({"wall_s": previous + time.perf_counter() - started}))
+    return None

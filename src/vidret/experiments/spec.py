@@ -1,0 +1,96 @@
+"""Experiment files: a dataset, a base config, variants (config overrides) and seeds.
+
+name: table4-meanpool
+data: ${VIDRET_SHARED_DATA}/msrvtt-1k     # environment variables are expanded
+base: configs/meanpool-triplet.yaml        # relative to the repository root or cwd
+seeds: [0, 1, 2, 3, 4]
+variants:
+  - name: hard margin, no mining
+    set: {loss.mining: false}
+  - name: hard margin + mining
+  - name: + CMGSD
+    base: configs/meanpool-cmgsd.yaml      # a variant may start from another config
+    set: {loss.warmup_epochs: 1}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from vidret.config import RunConfig, load_config
+from vidret.errors import VidretError
+
+
+class Variant(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    base: str | None = None
+    set: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-") or "variant"
+
+
+class ExperimentSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    data: str
+    base: str
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    variants: list[Variant] = Field(min_length=1)
+
+    def data_path(self) -> Path:
+        return Path(os.path.expandvars(self.data))
+
+    def overrides(self, variant: Variant, seed: int) -> list[str]:
+        return [f"{k}={json.dumps(v)}" for k, v in variant.set.items()] + [f"train.seed={seed}"]
+
+    def config(self, variant: Variant, seed: int) -> RunConfig:
+        return load_config(variant.base or self.base, self.overrides(variant, seed))
+
+
+def config_hash(cfg: RunConfig) -> str:
+    """Identifies a run's settings (data path excluded: it may be mounted elsewhere)."""
+    dump = cfg.model_dump()
+    dump["data"].pop("path", None)
+    return hashlib.sha256(json.dumps(dump, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def load_experiment(path: Path | str, seeds: list[int] | None = None) -> ExperimentSpec:
+    path = Path(path)
+    os.environ.setdefault("VIDRET_SHARED_DATA", str(_default_shared_data()))
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise VidretError(f"{path}: no such experiment file (see configs/experiments/)") from None
+    except yaml.YAMLError as e:
+        raise VidretError(f"{path}: not valid YAML ({e})") from None
+    try:
+        spec = ExperimentSpec.model_validate(raw)
+    except ValidationError as e:
+        lines = [f"invalid experiment file {path}:"]
+        lines += [f"  {'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()]
+        raise VidretError("\n".join(lines)) from None
+    if seeds:
+        spec.seeds = seeds
+    slugs = [v.slug for v in spec.variants]
+    if len(set(slugs)) != len(slugs):
+        raise VidretError(f"{path}: two variants have the same name (as folder names: {slugs})")
+    for variant in spec.variants:  # every config must load before anything trains
+        spec.config(variant, spec.seeds[0])
+    return spec
+
+
+def _default_shared_data() -> Path:
+    return Path(__file__).resolve().parents[3].parent / "shared" / "data"

@@ -1,0 +1,83 @@
+"""`vidret experiment`: variants x seeds, resumable, with results.json and results.md."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from helpers import TINY
+from typer.testing import CliRunner
+
+from vidret.cli import app
+from vidret.experiments.results import results_table
+
+
+def write_experiment(tmp_path: Path, data: Path) -> Path:
+    base = {}
+    for item in [*TINY, "train.epochs=2"]:
+        key, value = item.split("=")
+        section, name = key.split(".")
+        base.setdefault(section, {})[name] = yaml.safe_load(value)
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    spec = {
+        "name": "tiny",
+        "data": str(data),
+        "base": str(tmp_path / "base.yaml"),
+        "seeds": [0, 1],
+        "variants": [
+            {"name": "hard margin"},
+            {"name": "InfoNCE", "set": {"loss.name": "infonce"}},
+        ],
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_experiment_runs_resumes_and_tabulates(tmp_path: Path, demo_dir: Path) -> None:
+    spec = write_experiment(tmp_path, demo_dir)
+    out = tmp_path / "out"
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["experiment", str(spec), "--out", str(out), "--jobs", "2"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["runs"]) == 4
+    assert {r["variant"] for r in results["runs"]} == {"hard margin", "InfoNCE"}
+    assert all(r["config_hash"] and r["test"]["Rsum"] > 0 for r in results["runs"])
+    table = (out / "results.md").read_text()
+    assert "| InfoNCE | 2 |" in table and "paired t-test" in table and "**" in table
+    hashes = {r["variant"]: r["config_hash"] for r in results["runs"]}
+    assert hashes["hard margin"] != hashes["InfoNCE"]
+
+    # An interrupted run (checkpoint, no final metrics) is resumed; finished ones are kept.
+    kept = (out / "hard-margin" / "seed0" / "test_metrics.json").stat().st_mtime_ns
+    (out / "infonce" / "seed1" / "test_metrics.json").unlink()
+    again = runner.invoke(app, ["experiment", str(spec), "--out", str(out)], catch_exceptions=False)
+    assert again.exit_code == 0, again.output
+    assert (out / "hard-margin" / "seed0" / "test_metrics.json").stat().st_mtime_ns == kept
+    assert len(json.loads((out / "results.json").read_text())["runs"]) == 4
+
+
+def test_paired_difference_in_the_table() -> None:
+    def run(variant: str, seed: int, rsum: float) -> dict:
+        m = {"R@1": 1.0, "R@5": 2.0, "R@10": 3.0, "MdR": 4.0, "MnR": 5.0}
+        return {"variant": variant, "seed": seed, "test": {"t2v": m, "v2t": m, "Rsum": rsum}}
+
+    results = {
+        "experiment": "x",
+        "variants": ["a", "b"],
+        "runs": [
+            run("a", 0, 100),
+            run("a", 1, 110),
+            run("a", 2, 120),
+            run("b", 0, 105),
+            run("b", 1, 116),
+            run("b", 2, 124),
+        ],
+    }
+    table = results_table(results)
+    assert "+5.0 (p = 0.0" in table  # differences 5, 6, 4: consistent, small p
+    assert "**115.0 +- 9.5**" in table  # b has the best mean Rsum
