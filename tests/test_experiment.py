@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import yaml
-from helpers import TINY
 from typer.testing import CliRunner
 
+from helpers import TINY
 from vidret.cli import app
 from vidret.experiments.results import results_table
 
