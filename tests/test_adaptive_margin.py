@@ -142,3 +142,26 @@ def test_ablation_switches_drop_their_terms(switches, dynamic, static) -> None:
     if switches == {"dynamic": False}:
         assert loss.lambda_(7.0) == 0.0  # static keeps full weight
     assert torch.isfinite(loss(sims, ctx).total)
+
+
+def test_adaptive_infonce_raises_each_negative_by_its_margin() -> None:
+    import torch.nn.functional as F
+
+    from vidret.losses.adaptive_infonce import AdaptiveInfoNCE
+
+    sims, ctx = batch()
+    loss = AdaptiveInfoNCE(
+        0.1, learn_temperature=False, alpha=0.05, beta=0.02, lambda_start=2, lambda_end=8
+    )
+    M, lam = loss.margin_matrix(sims, ctx)
+    assert M.diagonal().abs().sum() == 0 and lam == pytest.approx(lambda_at(5.0, 2, 8))
+    target = torch.arange(6)
+    expected = (
+        F.cross_entropy((sims + M) / 0.1, target) + F.cross_entropy((sims.T + M) / 0.1, target)
+    ) / 2
+    assert loss(sims, ctx).total.item() == pytest.approx(expected.item(), rel=1e-6)
+    # beta = 0: every negative raised by alpha, additive-margin InfoNCE.
+    flat = AdaptiveInfoNCE(0.1, False, alpha=0.05, beta=0.0, lambda_start=2, lambda_end=8)
+    M0, _ = flat.margin_matrix(sims, ctx)
+    off = negatives_mask(6, sims.device)
+    assert torch.allclose(M0[off], torch.full_like(M0[off], 0.05))

@@ -60,6 +60,16 @@ def test_experiment_runs_resumes_and_tabulates(tmp_path: Path, demo_dir: Path) -
     assert (out / "hard-margin" / "seed0" / "test_metrics.json").stat().st_mtime_ns == kept
     assert len(json.loads((out / "results.json").read_text())["runs"]) == 4
 
+    shown = runner.invoke(app, ["report", str(out)], catch_exceptions=False)
+    assert shown.exit_code == 0, shown.output
+    for name in ("rsum.png", "validation_curves.png"):
+        assert (out / "report" / name).read_bytes().startswith(b"\x89PNG"), name
+    assert (out / "report" / "results.md").read_text() == table
+    one = runner.invoke(app, ["report", str(out / "infonce" / "seed0")], catch_exceptions=False)
+    assert one.exit_code == 0 and (out / "infonce/seed0/report/training_curves.png").exists()
+    bad = runner.invoke(app, ["report", str(tmp_path)])
+    assert "neither a run folder" in str(bad.exception)
+
 
 def test_paired_difference_in_the_table() -> None:
     def run(variant: str, seed: int, rsum: float) -> dict:

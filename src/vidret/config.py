@@ -51,7 +51,8 @@ class ModelConfig(_Section):
 
 
 class LossConfig(_Section):
-    name: Literal["triplet", "infonce", "cmgsd"] = "triplet"
+    # adaptive_infonce: InfoNCE whose negatives are raised by CMGSD's adaptive margins
+    name: Literal["triplet", "infonce", "cmgsd", "adaptive_infonce"] = "triplet"
     margin: float = Field(0.2, ge=0.0)  # triplet and cmgsd: the hard margin alpha
     mining: bool = True  # triplet: hardest negative (max-violation) after the warm-up
     warmup_epochs: float = Field(1.0, ge=0.0)  # triplet: epochs averaging over negatives

@@ -11,6 +11,7 @@ from vidret.cli.data_cmd import data_app
 from vidret.cli.eval_cmd import eval_command
 from vidret.cli.experiment_cmd import experiment_command
 from vidret.cli.margins_cmd import margins_command
+from vidret.cli.report_cmd import report_command
 from vidret.cli.train_cmd import train_command
 from vidret.errors import VidretError
 
@@ -30,6 +31,7 @@ app.command("train")(train_command)
 app.command("eval")(eval_command)
 app.command("margins")(margins_command)
 app.command("experiment")(experiment_command)
+app.command("report")(report_command)
 
 
 def main() -> None:

@@ -132,3 +132,44 @@ def training_curves(records: list[dict[str, Any]], path: Path) -> Path:
         axes[i, 0].set_ylabel("validation Rsum")
     axes[-1, 0].set_xlabel("epoch")
     return _save(fig, path)
+
+
+def variants_bar(results: dict[str, Any], path: Path) -> Path:
+    """Mean +- std Rsum of each variant, validation and test side by side."""
+    variants = results["variants"]
+    fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(variants)), 3.8))
+    width = 0.38
+    for k, part in enumerate(("val", "test")):
+        means, stds = [], []
+        for v in variants:
+            values = [r[part]["Rsum"] for r in results["runs"] if r["variant"] == v and r.get(part)]
+            means.append(np.mean(values) if values else np.nan)
+            stds.append(np.std(values, ddof=1) if len(values) > 1 else 0.0)
+        x = np.arange(len(variants)) + (k - 0.5) * width
+        ax.bar(x, means, width, yerr=stds, capsize=3, label=part)
+    ax.set_xticks(np.arange(len(variants)))
+    ax.set_xticklabels([textwrap.fill(v, 16) for v in variants], fontsize=8)
+    ax.set_ylabel("Rsum (mean +- std over seeds)")
+    lo = np.nanmin([r[p]["Rsum"] for r in results["runs"] for p in ("val", "test") if r.get(p)])
+    ax.set_ylim(bottom=max(0, lo - 40))
+    ax.legend(fontsize=8)
+    ax.set_title(results["experiment"])
+    return _save(fig, path)
+
+
+def variants_curves(curves: dict[str, list[list[float]]], path: Path) -> Path:
+    """Validation Rsum per epoch of each variant: mean over seeds, band of +- one std."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for variant, runs in curves.items():
+        length = max(len(r) for r in runs)
+        padded = np.full((len(runs), length), np.nan)
+        for i, r in enumerate(runs):
+            padded[i, : len(r)] = r
+        mean, std = np.nanmean(padded, 0), np.nanstd(padded, 0)
+        epochs = np.arange(1, length + 1)
+        ax.plot(epochs, mean, label=variant)
+        ax.fill_between(epochs, mean - std, mean + std, alpha=0.15)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation Rsum")
+    ax.legend(fontsize=7)
+    return _save(fig, path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from vidret.config import LossConfig
+from vidret.losses.adaptive_infonce import AdaptiveInfoNCE
 from vidret.losses.base import Objective
 from vidret.losses.cmgsd import CMGSDLoss
 from vidret.losses.infonce import InfoNCE
@@ -10,20 +11,21 @@ from vidret.losses.triplet import TripletLoss
 
 
 def build_objective(cfg: LossConfig, epochs: int = 1) -> Objective:
-    """`epochs` (train.epochs) scales CMGSD's lambda marks, given as fractions of the run."""
+    """`epochs` (train.epochs) scales the lambda marks, given as fractions of the run."""
+    margins = {
+        "alpha": cfg.margin,
+        "beta": cfg.beta,
+        "lambda_start": cfg.lambda_start * epochs,
+        "lambda_end": cfg.lambda_end * epochs,
+        "text_experts": cfg.text_experts,
+        "video_experts": cfg.video_experts,
+        "static": cfg.static,
+        "dynamic": cfg.dynamic,
+    }
     if cfg.name == "cmgsd":
-        return CMGSDLoss(
-            alpha=cfg.margin,
-            beta=cfg.beta,
-            mining=cfg.mining,
-            warmup_epochs=cfg.warmup_epochs,
-            lambda_start=cfg.lambda_start * epochs,
-            lambda_end=cfg.lambda_end * epochs,
-            text_experts=cfg.text_experts,
-            video_experts=cfg.video_experts,
-            static=cfg.static,
-            dynamic=cfg.dynamic,
-        )
+        return CMGSDLoss(mining=cfg.mining, warmup_epochs=cfg.warmup_epochs, **margins)
+    if cfg.name == "adaptive_infonce":
+        return AdaptiveInfoNCE(cfg.temperature, cfg.learn_temperature, **margins)
     if cfg.name == "triplet":
         return TripletLoss(cfg.margin, mining=cfg.mining, warmup_epochs=cfg.warmup_epochs)
     return InfoNCE(cfg.temperature, learn_temperature=cfg.learn_temperature)

@@ -1,0 +1,39 @@
+"""`vidret report`: look at a run or an experiment: curves and tables as PNG and Markdown."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from vidret.errors import VidretError
+from vidret.eval import figures
+from vidret.train.logger import read_metrics
+
+
+def report(folder: Path, out: Path | None = None) -> list[Path]:
+    """A run folder gets its training curves; an experiment folder its table, a bar chart
+    of Rsum per variant and the validation curves of every variant."""
+    out = out or folder / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    if (folder / "metrics.jsonl").exists():
+        records = read_metrics(folder)
+        if not records:
+            raise VidretError(f"{folder}: the run has not finished an epoch yet")
+        return [figures.training_curves(records, out / "training_curves.png")]
+    if (folder / "results.json").exists():
+        results = json.loads((folder / "results.json").read_text())
+        paths = [figures.variants_bar(results, out / "rsum.png")]
+        curves: dict[str, list[list[float]]] = {}
+        for run in results["runs"]:
+            records = read_metrics(Path(run["folder"]))
+            if records and "val" in records[0]:
+                curves.setdefault(run["variant"], []).append([r["val"]["Rsum"] for r in records])
+        if curves:
+            paths.append(figures.variants_curves(curves, out / "validation_curves.png"))
+        shutil.copyfile(folder / "results.md", out / "results.md")
+        paths.append(out / "results.md")
+        return paths
+    raise VidretError(
+        f"{folder}: neither a run folder (metrics.jsonl) nor an experiment folder (results.json)"
+    )
