@@ -91,3 +91,13 @@ def test_paired_difference_in_the_table() -> None:
     table = results_table(results)
     assert "+5.0 (p = 0.0" in table  # differences 5, 6, 4: consistent, small p
     assert "**115.0 +- 9.5**" in table  # b has the best mean Rsum
+
+
+def test_shipped_experiment_files_load() -> None:
+    from vidret.experiments.spec import load_experiment
+
+    files = sorted((Path(__file__).parents[1] / "configs" / "experiments").glob("*.yaml"))
+    assert files
+    for path in files:
+        spec = load_experiment(path)  # every variant's config is validated here
+        assert spec.variants and spec.data_path().name == "msrvtt-1k"
