@@ -4,7 +4,9 @@
         --configs configs/meanpool-infonce.yaml configs/mmt-triplet.yaml --seeds 0 1 2 \
         --out runs/bench --jobs 2 [--set train.epochs=50 ...] [--show val]
 
-Runs already finished in --out are reused, so an interrupted table resumes. Each run is
+Runs already finished in --out are reused, so an interrupted table resumes. This is the
+script that produced the tables of issues 3 and 4 in BENCHMARKS.md; for new tables,
+`vidret experiment` does the same from an experiment file, with a paired test. Each run is
 `vidret train` in its own process (one torch thread each, `--jobs` at a time). Tune with
 `--show val`; report test only for settings chosen on validation.
 """
@@ -19,16 +21,9 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-METRICS = [
-    ("t2v", "R@1"),
-    ("t2v", "R@5"),
-    ("t2v", "R@10"),
-    ("t2v", "MdR"),
-    ("v2t", "R@1"),
-    ("v2t", "R@5"),
-    ("v2t", "R@10"),
-    ("v2t", "MdR"),
-]
+from vidret.experiments.results import COLUMNS
+
+METRICS = [c for c in COLUMNS if c[0] is not None]  # Rsum is added separately
 
 
 def run_one(data: str, config: str, seed: int, run: Path, overrides: list[str]) -> Path:

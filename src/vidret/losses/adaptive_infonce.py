@@ -15,7 +15,6 @@ close to the query (a likely false negative) is pushed less; a far one more.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from vidret.losses.base import LossContext, LossOutput
@@ -48,17 +47,6 @@ class AdaptiveInfoNCE(InfoNCE):
     def forward(self, sims: Tensor, ctx: LossContext) -> LossOutput:
         M, lam = self.margin_matrix(sims, ctx)
         tau = self.temperature
-        target = torch.arange(sims.shape[0], device=sims.device)
-        loss_v = F.cross_entropy((sims + M) / tau, target)
-        loss_t = F.cross_entropy((sims.T + M) / tau, target)
-        total = (loss_v + loss_t) / 2
-        return LossOutput(
-            total,
-            {
-                "loss": total.item(),
-                "loss_v": loss_v.item(),
-                "loss_t": loss_t.item(),
-                "temperature": tau.item(),
-                "lambda_": lam,
-            },
-        )
+        out = self.symmetric_cross_entropy((sims + M) / tau, (sims.T + M) / tau)
+        out.terms["lambda_"] = lam
+        return out

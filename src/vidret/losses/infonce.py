@@ -28,10 +28,14 @@ class InfoNCE(Objective):
         return self.log_temperature.clamp(min=math.log(MIN_TEMPERATURE)).exp()
 
     def forward(self, sims: Tensor, ctx: LossContext) -> LossOutput:
-        logits = sims / self.temperature
-        target = torch.arange(sims.shape[0], device=sims.device)
-        loss_v = F.cross_entropy(logits, target)  # each caption picks its video
-        loss_t = F.cross_entropy(logits.T, target)  # each video picks its caption
+        tau = self.temperature
+        return self.symmetric_cross_entropy(sims / tau, sims.T / tau)
+
+    def symmetric_cross_entropy(self, logits_v: Tensor, logits_t: Tensor) -> LossOutput:
+        """Mean of captions -> videos (`logits_v`) and videos -> captions (`logits_t`)."""
+        target = torch.arange(logits_v.shape[0], device=logits_v.device)
+        loss_v = F.cross_entropy(logits_v, target)  # each caption picks its video
+        loss_t = F.cross_entropy(logits_t, target)  # each video picks its caption
         total = (loss_v + loss_t) / 2
         return LossOutput(
             total,
