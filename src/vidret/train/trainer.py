@@ -81,6 +81,7 @@ class _Trainer:
         if group.is_main:
             group.barrier()
         self.data_root = data_root
+        self.static = None  # static supervision experts, when the objective needs them
         metric_value(_METRIC_SHAPE, cfg.train.val_metric)  # fail before training, not after
 
     def fit(self, resume: bool) -> dict[str, Any]:
@@ -89,7 +90,6 @@ class _Trainer:
         signature = data.signature()
         model = build_model(cfg, signature, str(data.text_model_path)).to(group.device)
         objective = build_objective(cfg.loss, cfg.train.epochs).to(group.device)
-        self.static = None
         if getattr(objective, "needs_static", False):
             from vidret.experts.static import static_experts
             from vidret.text.sentence_bert import resolve_model_path
