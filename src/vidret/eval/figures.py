@@ -171,7 +171,6 @@ def variants_curves(curves: dict[str, list[list[float]]], path: Path) -> Path:
         ax.fill_between(epochs, mean - std, mean + std, alpha=0.15)
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation Rsum")
-    ax.set_title("mean over seeds (a seed stopped early leaves the mean from then on)",
-                 fontsize=9)
+    ax.set_title("mean over seeds (a seed stopped early leaves the mean from then on)", fontsize=9)
     ax.legend(fontsize=7)
     return _save(fig, path)
