@@ -47,6 +47,7 @@ def test_experiment_runs_resumes_and_tabulates(tmp_path: Path, demo_dir: Path) -
     assert len(results["runs"]) == 4
     assert {r["variant"] for r in results["runs"]} == {"hard margin", "InfoNCE"}
     assert all(r["config_hash"] and r["test"]["Rsum"] > 0 for r in results["runs"])
+    assert all(r["code"].startswith("0.1.0") for r in results["runs"])  # which code made it
     table = (out / "results.md").read_text()
     assert "| InfoNCE | 2 |" in table and "paired t-test" in table and "**" in table
     hashes = {r["variant"]: r["config_hash"] for r in results["runs"]}

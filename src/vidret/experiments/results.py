@@ -18,7 +18,7 @@ from scipy import stats
 from vidret.experiments.runner import TIMING, plan
 from vidret.experiments.spec import ExperimentSpec, config_hash
 from vidret.io import atomic_open, write_json_atomic
-from vidret.train.run import TEST_METRICS, read_run_config
+from vidret.train.run import TEST_METRICS, read_model_info, read_run_config
 
 COLUMNS = [
     ("t2v", "R@1"),
@@ -47,6 +47,7 @@ def collect(spec: ExperimentSpec, out: Path) -> dict[str, Any]:
                 "seed": r.seed,
                 "folder": str(r.folder),
                 "config_hash": config_hash(read_run_config(r.folder)),
+                "code": read_model_info(r.folder).get("vidret_version"),
                 "best_epoch": result["best_epoch"],
                 "epochs_run": result["epochs_run"],
                 "val": result.get("val"),

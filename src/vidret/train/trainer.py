@@ -18,7 +18,6 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from vidret import __version__
 from vidret.config import RunConfig
 from vidret.errors import VidretError
 from vidret.eval.evaluate import evaluate
@@ -39,6 +38,7 @@ from vidret.train.logger import RunLogger
 from vidret.train.sampler import EpochBatches
 from vidret.train.schedule import build_scheduler
 from vidret.train.step import backward_scale, global_batch_loss, unscale_objective_grads
+from vidret.version import code_version
 
 LOWER_IS_BETTER = ("MdR", "MnR")
 
@@ -134,7 +134,7 @@ class _Trainer:
                     "data": str(self.data_root.resolve()),
                     "text_model": str(data.text_model_path),
                     "split": {p: len(r) for p, r in data.splits.items()},
-                    "vidret_version": __version__,
+                    "vidret_version": code_version(),
                 },
             )
         logger = (
