@@ -299,3 +299,25 @@ def test_cmgsd_trains_every_backbone(tmp_path: Path, demo_dir: Path, backbone: s
     record = read_metrics(tmp_path / backbone)[-1]["train"]
     assert record["loss_static"] > 0 and record["mining"] == 1.0
     assert result["test"]["Rsum"] > 0
+
+
+def test_cmgsd_reuses_the_runs_caption_vectors(tmp_path: Path, monkeypatch) -> None:
+    import vidret.text.cache as cache_module
+
+    calls = []
+    real = cache_module.encode_texts
+    monkeypatch.setattr(
+        cache_module,
+        "encode_texts",
+        lambda texts, *a, **k: calls.append(len(texts)) or real(texts, *a, **k),
+    )
+    data = make_demo_dataset(tmp_path / "d", num_videos=30, captions_per_video=2, seed=5)
+    train(
+        tmp_path / "run",
+        data,
+        "train.epochs=1",
+        "loss.name=cmgsd",
+        "text.encoder=tokens",
+        "text.max_tokens=12",
+    )
+    assert calls == [60]  # token features once; the static text expert reuses their vectors

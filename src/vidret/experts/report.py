@@ -49,7 +49,9 @@ def margin_figures(
 
     with torch.no_grad():
         fwd = model(text_batch(data, captions), video_batch(data, videos))
-    static = static_experts(ds, experts, data.text_model_path, progress)
+    static = static_experts(
+        ds, experts, data.text_model_path, progress, sentence_vectors=data.text.sentence
+    )
     ctx = LossContext(
         epoch=0.0,
         text=fwd.text,

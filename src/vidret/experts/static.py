@@ -33,13 +33,22 @@ class StaticExperts:
 
 
 def static_experts(
-    dataset: VideoDataset, experts: list[str], text_model: Path, progress: bool = True
+    dataset: VideoDataset,
+    experts: list[str],
+    text_model: Path,
+    progress: bool = True,
+    sentence_vectors: np.ndarray | None = None,
 ) -> StaticExperts:
-    text = TextFeatureCache.for_dataset(
-        dataset.root, text_model, with_tokens=False, max_tokens=32
-    ).get(dataset.captions, progress=progress)
+    """`sentence_vectors`: the captions' vectors of `text_model` when the caller already
+    has them (a run's caption features), so they are not read or encoded again."""
+    if sentence_vectors is None:
+        sentence_vectors = (
+            TextFeatureCache.for_dataset(dataset.root, text_model, with_tokens=False, max_tokens=32)
+            .get(dataset.captions, progress=progress)
+            .sentence
+        )
     video = {e: mean_pooled(dataset, e, progress) for e in experts}
-    return StaticExperts(text.sentence, video)
+    return StaticExperts(sentence_vectors, video)
 
 
 def mean_pooled(dataset: VideoDataset, expert: str, progress: bool = True) -> np.ndarray:

@@ -99,7 +99,15 @@ class _Trainer:
                 if cfg.loss.static_text_model
                 else data.text_model_path
             )
-            self.static = static_experts(data.dataset, data.experts, model_path, self.progress)
+            # The run's caption features already hold this model's sentence vectors.
+            same = model_path == data.text_model_path
+            self.static = static_experts(
+                data.dataset,
+                data.experts,
+                model_path,
+                self.progress,
+                sentence_vectors=data.text.sentence if same else None,
+            )
         params = [
             p
             for p in itertools.chain(model.parameters(), objective.parameters())
