@@ -14,8 +14,9 @@ from vidret.errors import VidretError
 
 
 def default_demo_dir() -> Path:
-    base = Path(os.environ.get("VIDRET_CACHE_DIR", Path.home() / ".cache" / "vidret"))
-    return base / "demo-data"
+    from vidret.text.cache import user_cache_dir
+
+    return user_cache_dir() / "demo-data"
 
 
 def train_command(

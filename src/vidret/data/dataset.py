@@ -96,10 +96,12 @@ def read_dataset(root: Path) -> tuple[VideoDataset, list[Problem]]:
     metadata = _read_metadata(root, problems)
     videos = _read_videos(root, problems)
     index = {v["video_id"]: i for i, v in enumerate(videos)}
-    captions, caption_video, caption_ids = _read_captions(root, index, problems)
+    # A search collection (`vidret extract` without captions) says "captioned": false.
+    captioned = metadata.get("captioned", True) is not False
+    captions, caption_video, caption_ids = _read_captions(root, index, problems, captioned)
 
     counts = np.bincount(np.asarray(caption_video, np.int64), minlength=len(videos))
-    for row in np.flatnonzero(counts == 0) if (root / CAPTIONS_FILE).exists() else []:
+    for row in np.flatnonzero(counts == 0) if captioned and (root / CAPTIONS_FILE).exists() else []:
         video = videos[row]
         problems.append(
             Problem(VIDEOS_FILE, f"video '{video['video_id']}' has no captions", video["_line"])
@@ -164,12 +166,14 @@ def _read_videos(root: Path, problems: list[Problem]) -> list[dict[str, Any]]:
 
 
 def _read_captions(
-    root: Path, index: dict[str, int], problems: list[Problem]
+    root: Path, index: dict[str, int], problems: list[Problem], required: bool = True
 ) -> tuple[list[str], list[int], list[Any]]:
     path = root / CAPTIONS_FILE
     captions: list[str] = []
     caption_video: list[int] = []
     caption_ids: list[Any] = []
+    if not path.exists() and not required:
+        return captions, caption_video, caption_ids
     if not path.exists():
         problems.append(
             Problem(

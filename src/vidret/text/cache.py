@@ -25,14 +25,17 @@ from vidret.text.sentence_bert import EncodedTexts, encode_texts
 _FORMAT = 1
 
 
+def user_cache_dir() -> Path:
+    """vidret's own cache folder: `$VIDRET_CACHE_DIR`, else `~/.cache/vidret`."""
+    return Path(os.environ.get("VIDRET_CACHE_DIR") or Path.home() / ".cache" / "vidret")
+
+
 def cache_root(dataset_root: Path) -> Path:
     dataset_root = dataset_root.resolve()
     tag = f"{dataset_root.name}-{hashlib.sha1(str(dataset_root).encode()).hexdigest()[:8]}"
-    if os.environ.get("VIDRET_CACHE_DIR"):
-        return Path(os.environ["VIDRET_CACHE_DIR"]) / tag
-    if os.access(dataset_root, os.W_OK):
-        return dataset_root / CACHE_DIR
-    return Path.home() / ".cache" / "vidret" / tag
+    if os.environ.get("VIDRET_CACHE_DIR") or not os.access(dataset_root, os.W_OK):
+        return user_cache_dir() / tag
+    return dataset_root / CACHE_DIR
 
 
 def model_key(model_path: Path) -> str:

@@ -53,6 +53,11 @@ def prepare_data(
     `experts` fixes the expert list (a trained model's); `split` overrides `cfg.data.split`.
     """
     dataset = VideoDataset.open(root)
+    if not dataset.captions:
+        raise VidretError(
+            f"{root}: no captions, so nothing to train or evaluate on; a folder from "
+            "`vidret extract` needs `--captions FILE.jsonl` for that (it can still be indexed)"
+        )
     wanted = experts or cfg.data.experts or list(dataset.experts)
     unknown = [e for e in wanted if e not in dataset.experts]
     if unknown:
@@ -79,11 +84,15 @@ def prepare_data(
 
 
 def video_batch(data: PreparedData, rows: np.ndarray) -> VideoBatch:
+    return dataset_video_batch(data.dataset, data.experts, rows)
+
+
+def dataset_video_batch(dataset: VideoDataset, experts: list[str], rows: np.ndarray) -> VideoBatch:
     """Features of these video rows (read from the memory map: only these rows)."""
     order = np.argsort(rows)  # memmaps read fastest in file order
     feats, lengths = {}, {}
-    for name in data.experts:
-        expert = data.dataset.experts[name]
+    for name in experts:
+        expert = dataset.experts[name]
         block = np.empty((len(rows), expert.frames, expert.dim), np.float32)
         block[order] = expert.features[rows[order]]
         feats[name] = torch.from_numpy(block)

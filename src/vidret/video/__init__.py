@@ -1,0 +1,1 @@
+"""From video files to frame features: decoding, an ImageNet frame encoder, extraction."""

@@ -1,0 +1,136 @@
+"""Decode a video file with PyAV (FFmpeg) and sample frames evenly in time.
+
+Frames come out as RGB uint8 `[N, size, size, 3]`: the shorter side scaled to `size`,
+then a centre crop, the usual ImageNet framing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".mpg", ".mpeg", ".wmv", ".flv", ".ogv"}
+)
+
+
+class UnreadableVideoError(Exception):
+    """A file that is not a decodable video (corrupt, empty, no video stream, no frames)."""
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Which frames to take: `frames` evenly spaced, or `fps` per second (at most
+    `max_frames`, thinned evenly for long videos)."""
+
+    frames: int | None = 16
+    fps: float | None = None
+    max_frames: int = 64
+
+    def times(self, duration: float) -> np.ndarray:
+        """Timestamps (seconds) at the middle of equal slices of the video."""
+        if self.fps is not None:
+            count = max(1, int(duration * self.fps))
+            count = min(count, self.max_frames)
+        else:
+            count = int(self.frames or 1)
+        return (np.arange(count) + 0.5) * (duration / count)
+
+    def describe(self) -> dict[str, float | int]:
+        if self.fps is not None:
+            return {"fps": self.fps, "max_frames": self.max_frames}
+        return {"frames": int(self.frames or 1)}
+
+
+@dataclass
+class DecodedVideo:
+    frames: np.ndarray  # uint8 [N, size, size, 3]
+    times: np.ndarray  # float64 [N] seconds of each frame
+    duration: float
+    fps: float
+    width: int
+    height: int
+
+
+def read_frames(path: Path, sampling: Sampling, size: int = 224) -> DecodedVideo:
+    """Decode `path` once, front to back, keeping the first frame at or after each target
+    time. Raises `UnreadableVideoError` with the reason for anything that is not a video."""
+    import av
+
+    if path.stat().st_size == 0:
+        raise UnreadableVideoError("empty file (0 bytes)")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise UnreadableVideoError("no video stream")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            fps = float(stream.average_rate or stream.guessed_rate or 0.0)
+            duration = _duration(container, stream)
+            if duration is None:  # no header duration: one cheap pass over the packets
+                duration = _demuxed_duration(path)
+            targets = sampling.times(duration)
+            frames: list[np.ndarray] = []
+            times: list[float] = []
+            index = 0
+            for frame in container.decode(stream):
+                t = frame.time if frame.time is not None else index / max(fps, 1e-6)
+                index += 1
+                while len(frames) < len(targets) and t >= targets[len(frames)] - 1e-6:
+                    frames.append(_square_rgb(frame, size))
+                    times.append(t)
+                if len(frames) == len(targets):
+                    break
+            width, height = stream.codec_context.width, stream.codec_context.height
+    except av.error.FFmpegError as e:
+        raise UnreadableVideoError(f"cannot decode ({e})") from None
+    if index == 0:
+        raise UnreadableVideoError("no frames could be decoded")
+    # A duration header a little longer than the stream: repeat the last frame decoded.
+    while frames and len(frames) < len(targets):
+        frames.append(frames[-1])
+        times.append(times[-1])
+    return DecodedVideo(np.stack(frames), np.asarray(times), duration, fps, width, height)
+
+
+def _duration(container, stream) -> float | None:
+    if stream.duration is not None and stream.time_base is not None:
+        seconds = float(stream.duration * stream.time_base)
+        if seconds > 0:
+            return seconds
+    if container.duration is not None and container.duration > 0:
+        return container.duration / 1_000_000  # av.time_base: microseconds
+    return None
+
+
+def _demuxed_duration(path: Path) -> float:
+    import av
+
+    last = 0.0
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        for packet in container.demux(stream):
+            if packet.pts is not None and packet.time_base is not None:
+                last = max(last, float((packet.pts + (packet.duration or 0)) * packet.time_base))
+    if last <= 0:
+        raise UnreadableVideoError("no timestamps: cannot tell the duration")
+    return last
+
+
+def _square_rgb(frame, size: int) -> np.ndarray:
+    """Shorter side to `size` (FFmpeg's scaler), then the centre `size` x `size`."""
+    scale = size / min(frame.width, frame.height)
+    width = max(size, round(frame.width * scale))
+    height = max(size, round(frame.height * scale))
+    rgb = frame.to_ndarray(format="rgb24", width=width, height=height)
+    top, left = (height - size) // 2, (width - size) // 2
+    return np.ascontiguousarray(rgb[top : top + size, left : left + size])
+
+
+def find_videos(folder: Path) -> list[Path]:
+    """Video files under `folder` (recursively, by extension), in a stable order."""
+    return sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
+    )
