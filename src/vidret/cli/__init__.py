@@ -10,8 +10,12 @@ import typer
 from vidret.cli.data_cmd import data_app
 from vidret.cli.eval_cmd import eval_command
 from vidret.cli.experiment_cmd import experiment_command
+from vidret.cli.extract_cmd import extract_command
+from vidret.cli.index_cmd import index_command
 from vidret.cli.margins_cmd import margins_command
 from vidret.cli.report_cmd import report_command
+from vidret.cli.search_cmd import search_command
+from vidret.cli.serve_cmd import serve_command
 from vidret.cli.train_cmd import train_command
 from vidret.errors import VidretError
 
@@ -32,6 +36,10 @@ app.command("eval")(eval_command)
 app.command("margins")(margins_command)
 app.command("experiment")(experiment_command)
 app.command("report")(report_command)
+app.command("extract")(extract_command)
+app.command("index")(index_command)
+app.command("search")(search_command)
+app.command("serve")(serve_command)
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Search your own videos: an index of a trained model's video embeddings, and queries."""

@@ -1,0 +1,129 @@
+"""Queries against a video index: embed the text with the index's own model, then search."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vidret.errors import VidretError
+from vidret.models.similarity import similarity
+from vidret.models.types import Embeddings, TextBatch
+from vidret.search.index import VideoIndex, checkpoint_digest, flatten
+from vidret.text.sentence_bert import encode_texts
+from vidret.train.run import load_trained_model
+
+MAX_QUERY_CHARS = 500
+MAX_K = 1000
+
+
+@dataclass
+class Hit:
+    rank: int  # 1 = best
+    score: float  # the model's similarity, in [-1, 1]
+    video: dict[str, Any]  # the index's metadata of the video (video_id, path, ...)
+
+    @property
+    def video_id(self) -> str:
+        return self.video["video_id"]
+
+
+@dataclass
+class SearchResult:
+    query: str
+    hits: list[Hit]
+    encode_ms: float
+    search_ms: float
+
+
+class SearchEngine:
+    """An index and the model that built it. Thread-safe for concurrent `search` calls."""
+
+    def __init__(self, index_dir: Path):
+        self.index = VideoIndex.load(index_dir)
+        ref = self.index.info["model"]
+        checkpoint = Path(ref["checkpoint"])
+        if not checkpoint.exists():
+            raise VidretError(
+                f"{index_dir}: built with the model {checkpoint}, which no longer exists; "
+                "rebuild the index with `vidret index`"
+            )
+        if checkpoint_digest(checkpoint) != ref["checkpoint_sha256"]:
+            raise VidretError(
+                f"{index_dir}: built by a different model than the one now at {checkpoint} "
+                "(the checkpoint changed since, e.g. the run was trained again); its vectors "
+                "would not match the queries: rebuild it with `vidret index`"
+            )
+        self.cfg, self.model, model_info = load_trained_model(Path(ref["run"]))
+        if list(model_info["signature"]["experts"]) != ref["experts"]:
+            raise VidretError(f"{index_dir}: the run's experts differ from the index's")
+        self.text_model = Path(model_info["text_model"])
+        self.embed_query("warm up")  # load the caption model now, not on the first query
+
+    @property
+    def size(self) -> int:
+        return self.index.size
+
+    def embed_query(self, query: str) -> Embeddings:
+        text = self.cfg.text
+        if text.encoder == "finetune":  # the model holds its own transformer
+            batch = TextBatch(texts=[query])
+        else:
+            enc = encode_texts(
+                [query],
+                self.text_model,
+                with_tokens=text.encoder == "tokens",
+                max_tokens=text.max_tokens,
+                progress=False,
+            )
+            batch = TextBatch(
+                sentence=torch.from_numpy(enc.sentence),
+                tokens=None if enc.tokens is None else torch.from_numpy(enc.tokens.astype("f4")),
+                lengths=None if enc.lengths is None else torch.from_numpy(enc.lengths),
+                texts=[query],
+            )
+        with torch.inference_mode():
+            return self.model.embed_text(batch)
+
+    def search(self, query: str, k: int = 10) -> SearchResult:
+        query = check_query(query)
+        if not 1 <= k <= MAX_K:
+            raise VidretError(f"k={k}: ask for between 1 and {MAX_K} results")
+        k = min(k, self.size)
+        t0 = time.perf_counter()
+        embedded = self.embed_query(query)
+        t1 = time.perf_counter()
+        experts = self.index.experts
+        # Several experts: FAISS proposes candidates, the model's formula orders them.
+        pool = k if experts is None else min(self.size, max(4 * k, 64))
+        scores, ids = self.index.index.search(flatten(embedded), pool)
+        scores, ids = scores[0], ids[0]
+        keep = ids >= 0  # FAISS pads with -1 when it finds fewer
+        scores, ids = scores[keep], ids[keep]
+        if experts is not None and len(ids):
+            candidates = Embeddings(experts.vectors[ids], experts.weights[ids])
+            scores = similarity(embedded, candidates)[0].numpy()
+            order = np.argsort(-scores, kind="stable")[:k]
+            scores, ids = scores[order], ids[order]
+        t2 = time.perf_counter()
+        hits = [
+            Hit(rank=r + 1, score=float(s), video=self.index.videos[int(i)])
+            for r, (s, i) in enumerate(zip(scores, ids, strict=True))
+        ]
+        return SearchResult(query, hits, (t1 - t0) * 1000, (t2 - t1) * 1000)
+
+
+def check_query(query: str) -> str:
+    """The query stripped; a clear error for an empty or over-long one."""
+    stripped = query.strip()
+    if not stripped:
+        raise VidretError("the query is empty: describe the video you are looking for")
+    if len(stripped) > MAX_QUERY_CHARS:
+        raise VidretError(
+            f"the query is {len(stripped)} characters long; at most {MAX_QUERY_CHARS}"
+        )
+    return stripped

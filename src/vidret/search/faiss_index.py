@@ -1,0 +1,61 @@
+"""FAISS indexes over video vectors: exact inner product, or HNSW / IVF for large collections.
+
+Scores are inner products of the model's (weighted, unit) vectors, so the exact index
+returns the model's own similarities. The approximate kinds trade a little recall for
+speed; `benchmarks/bench_search.py` measures both against the exact one.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import numpy as np
+
+from vidret.errors import VidretError
+
+IndexKind = Literal["flat", "hnsw", "ivf"]
+INDEX_KINDS: tuple[str, ...] = ("flat", "hnsw", "ivf")
+
+# Defaults chosen with benchmarks/bench_search.py (recall@10 >= 0.95 against exact).
+DEFAULT_PARAMS: dict[str, dict[str, int]] = {
+    "flat": {},
+    "hnsw": {"M": 32, "ef_construction": 80, "ef_search": 64},
+    "ivf": {"nlist": 0, "nprobe": 16},  # nlist 0: 4 * sqrt(N)
+}
+
+
+def build_faiss_index(
+    vectors: np.ndarray, kind: str = "flat", params: dict[str, int] | None = None
+) -> tuple[Any, dict[str, int]]:
+    """An index holding `vectors` (row i gets id i), and the parameters it was built with."""
+    import faiss
+
+    if kind not in INDEX_KINDS:
+        raise VidretError(f"index kind {kind!r}: choose one of {', '.join(INDEX_KINDS)}")
+    vectors = np.ascontiguousarray(vectors, np.float32)
+    n, dim = vectors.shape
+    p = {**DEFAULT_PARAMS[kind], **(params or {})}
+    if kind == "flat":
+        index = faiss.IndexFlatIP(dim)
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, p["M"], faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = p["ef_construction"]
+    else:
+        p["nlist"] = p["nlist"] or max(1, min(n // 39, int(4 * math.sqrt(n))))
+        quantizer = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIVFFlat(quantizer, dim, p["nlist"], faiss.METRIC_INNER_PRODUCT)
+        rng = np.random.default_rng(0)
+        sample = vectors[rng.choice(n, min(n, 256 * p["nlist"]), replace=False)]
+        index.train(sample)
+    index.add(vectors)
+    set_search_params(index, kind, p)
+    return index, p
+
+
+def set_search_params(index: Any, kind: str, params: dict[str, int]) -> None:
+    """Search-time knobs (HNSW ef_search, IVF nprobe); more means better recall, slower."""
+    if kind == "hnsw":
+        index.hnsw.efSearch = params["ef_search"]
+    elif kind == "ivf":
+        index.nprobe = params["nprobe"]
