@@ -40,35 +40,16 @@ class SearchResult:
     search_ms: float
 
 
-class SearchEngine:
-    """An index and the model that built it. Thread-safe for concurrent `search` calls."""
+class QueryEncoder:
+    """A trained run's caption side: query text -> the model's caption embedding."""
 
-    def __init__(self, index_dir: Path):
-        self.index = VideoIndex.load(index_dir)
-        ref = self.index.info["model"]
-        checkpoint = Path(ref["checkpoint"])
-        if not checkpoint.exists():
-            raise VidretError(
-                f"{index_dir}: built with the model {checkpoint}, which no longer exists; "
-                "rebuild the index with `vidret index`"
-            )
-        if checkpoint_digest(checkpoint) != ref["checkpoint_sha256"]:
-            raise VidretError(
-                f"{index_dir}: built by a different model than the one now at {checkpoint} "
-                "(the checkpoint changed since, e.g. the run was trained again); its vectors "
-                "would not match the queries: rebuild it with `vidret index`"
-            )
-        self.cfg, self.model, model_info = load_trained_model(Path(ref["run"]))
-        if list(model_info["signature"]["experts"]) != ref["experts"]:
-            raise VidretError(f"{index_dir}: the run's experts differ from the index's")
-        self.text_model = Path(model_info["text_model"])
-        self.embed_query("warm up")  # load the caption model now, not on the first query
+    def __init__(self, run_dir: Path):
+        self.cfg, self.model, info = load_trained_model(run_dir)
+        self.experts = list(info["signature"]["experts"])
+        self.text_model = Path(info["text_model"])
+        self.embed("warm up")  # load the caption model now, not on the first query
 
-    @property
-    def size(self) -> int:
-        return self.index.size
-
-    def embed_query(self, query: str) -> Embeddings:
+    def embed(self, query: str) -> Embeddings:
         text = self.cfg.text
         if text.encoder == "finetune":  # the model holds its own transformer
             batch = TextBatch(texts=[query])
@@ -89,13 +70,40 @@ class SearchEngine:
         with torch.inference_mode():
             return self.model.embed_text(batch)
 
+
+class SearchEngine:
+    """An index and the model that built it. Thread-safe for concurrent `search` calls."""
+
+    def __init__(self, index_dir: Path):
+        self.index = VideoIndex.load(index_dir)
+        ref = self.index.info["model"]
+        checkpoint = Path(ref["checkpoint"])
+        if not checkpoint.exists():
+            raise VidretError(
+                f"{index_dir}: built with the model {checkpoint}, which no longer exists; "
+                "rebuild the index with `vidret index`"
+            )
+        if checkpoint_digest(checkpoint) != ref["checkpoint_sha256"]:
+            raise VidretError(
+                f"{index_dir}: built by a different model than the one now at {checkpoint} "
+                "(the checkpoint changed since, e.g. the run was trained again); its vectors "
+                "would not match the queries: rebuild it with `vidret index`"
+            )
+        self.encoder = QueryEncoder(Path(ref["run"]))
+        if self.encoder.experts != ref["experts"]:
+            raise VidretError(f"{index_dir}: the run's experts differ from the index's")
+
+    @property
+    def size(self) -> int:
+        return self.index.size
+
     def search(self, query: str, k: int = 10) -> SearchResult:
         query = check_query(query)
         if not 1 <= k <= MAX_K:
             raise VidretError(f"k={k}: ask for between 1 and {MAX_K} results")
         k = min(k, self.size)
         t0 = time.perf_counter()
-        embedded = self.embed_query(query)
+        embedded = self.encoder.embed(query)
         t1 = time.perf_counter()
         experts = self.index.experts
         # Several experts: FAISS proposes candidates, the model's formula orders them.

@@ -138,41 +138,68 @@ def build_index(
     embeddings = Embeddings(
         torch.cat([p.vectors for p in parts]), torch.cat([p.weights for p in parts])
     )
-    index, used = build_faiss_index(flatten(embeddings), kind, params)
+    videos = [_public_metadata(v, data_dir.resolve()) for v in dataset.videos]
+    return write_index(
+        out,
+        embeddings,
+        videos,
+        model_reference(run_dir, experts, model_info["text_model"]),
+        kind,
+        params,
+        dataset=str(data_dir.resolve()),
+        overwrite=overwrite,
+    )
 
+
+def model_reference(run_dir: Path, experts: list[str], text_model: str) -> dict[str, Any]:
+    """What a search must load to embed queries as the videos were embedded."""
     checkpoint = (run_dir / BEST).resolve()
+    return {
+        "run": str(run_dir.resolve()),
+        "checkpoint": str(checkpoint),
+        "checkpoint_sha256": checkpoint_digest(checkpoint),
+        "experts": experts,
+        "text_model": text_model,
+    }
+
+
+def write_index(
+    out: Path,
+    embeddings: Embeddings,
+    videos: list[dict[str, Any]],
+    model: dict[str, Any],
+    kind: str = "flat",
+    params: dict[str, int] | None = None,
+    dataset: str | None = None,
+    overwrite: bool = False,
+) -> VideoIndex:
+    """Write an index folder (atomically) for these video embeddings and metadata."""
+    import faiss
+
+    index, used = build_faiss_index(flatten(embeddings), kind, params)
     info = {
         "format": FORMAT,
         "kind": kind,
         "params": used,
-        "videos": dataset.num_videos,
+        "videos": len(videos),
         "dim": int(index.d),
-        "model": {
-            "run": str(run_dir.resolve()),
-            "checkpoint": str(checkpoint),
-            "checkpoint_sha256": checkpoint_digest(checkpoint),
-            "experts": experts,
-            "text_model": model_info["text_model"],
-        },
-        "dataset": str(data_dir.resolve()),
+        "model": model,
+        "dataset": dataset,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "code_version": code_version(),
     }
-    videos = [_public_metadata(v, data_dir.resolve()) for v in dataset.videos]
+    multi_expert = embeddings.vectors.shape[1] > 1
     with atomic_directory(out, overwrite=overwrite) as tmp:
-        import faiss
-
         faiss.write_index(index, str(tmp / FAISS_FILE))
         write_jsonl_atomic(tmp / VIDEOS_FILE, videos)
-        if embeddings.vectors.shape[1] > 1:
+        if multi_expert:
             np.savez(
                 tmp / EXPERTS_FILE,
                 vectors=embeddings.vectors.numpy(),
                 weights=embeddings.weights.numpy(),
             )
         write_json_atomic(tmp / INDEX_INFO, info)
-    experts_kept = embeddings if embeddings.vectors.shape[1] > 1 else None
-    return VideoIndex(out, info, index, videos, experts_kept)
+    return VideoIndex(out, info, index, videos, embeddings if multi_expert else None)
 
 
 def _public_metadata(video: dict[str, Any], root: Path) -> dict[str, Any]:
