@@ -16,7 +16,6 @@ import pytest
 from typer.testing import CliRunner
 
 from helpers import TINY
-from video_files import SCENES, write_video
 from vidret.cli import app
 from vidret.config import load_config
 from vidret.data.dataset import VideoDataset
@@ -26,6 +25,7 @@ from vidret.search.index import build_index
 from vidret.train.trainer import train
 from vidret.video.decode import Sampling, UnreadableVideoError, read_frames
 from vidret.video.extract import extract_dataset
+from vidret.video.synthetic import SCENES, write_video
 
 REPO = Path(__file__).resolve().parents[1]
 FRAMES = Sampling(frames=6)

@@ -14,6 +14,7 @@ from vidret.errors import VidretError
 from vidret.models.similarity import similarity
 from vidret.models.types import Embeddings, TextBatch
 from vidret.search.index import VideoIndex, checkpoint_digest, flatten
+from vidret.text.onnx_encoder import OnnxSentenceEncoder
 from vidret.text.sentence_bert import encode_texts
 from vidret.train.run import load_trained_model
 
@@ -43,23 +44,27 @@ class SearchResult:
 class QueryEncoder:
     """A trained run's caption side: query text -> the model's caption embedding."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, backend: str = "onnx"):
         self.cfg, self.model, info = load_trained_model(run_dir)
         self.experts = list(info["signature"]["experts"])
         self.text_model = Path(info["text_model"])
+        self._onnx = None
+        if backend == "onnx" and self.cfg.text.encoder != "finetune":
+            self._onnx = OnnxSentenceEncoder.try_load(self.text_model)
         self.embed("warm up")  # load the caption model now, not on the first query
 
     def embed(self, query: str) -> Embeddings:
         text = self.cfg.text
+        with_tokens = text.encoder == "tokens"
         if text.encoder == "finetune":  # the model holds its own transformer
             batch = TextBatch(texts=[query])
         else:
-            enc = encode_texts(
-                [query],
-                self.text_model,
-                with_tokens=text.encoder == "tokens",
-                max_tokens=text.max_tokens,
-                progress=False,
+            enc = (
+                self._onnx.encode([query], with_tokens, text.max_tokens)
+                if self._onnx is not None
+                else encode_texts(
+                    [query], self.text_model, with_tokens, text.max_tokens, progress=False
+                )
             )
             batch = TextBatch(
                 sentence=torch.from_numpy(enc.sentence),

@@ -21,7 +21,7 @@ INDEX_KINDS: tuple[str, ...] = ("flat", "hnsw", "ivf")
 DEFAULT_PARAMS: dict[str, dict[str, int]] = {
     "flat": {},
     "hnsw": {"M": 32, "ef_construction": 80, "ef_search": 64},
-    "ivf": {"nlist": 0, "nprobe": 16},  # nlist 0: 4 * sqrt(N)
+    "ivf": {"nlist": 0, "nprobe": 16},  # nlist 0: sqrt(N), at most N / 39
 }
 
 
@@ -42,12 +42,12 @@ def build_faiss_index(
         index = faiss.IndexHNSWFlat(dim, p["M"], faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = p["ef_construction"]
     else:
-        p["nlist"] = p["nlist"] or max(1, min(n // 39, int(4 * math.sqrt(n))))
+        # FAISS wants >= 39 training points a list; 64 a list keeps k-means quick at 1M.
+        p["nlist"] = p["nlist"] or max(1, min(n // 39, int(math.sqrt(n))))
         quantizer = faiss.IndexFlatIP(dim)
         index = faiss.IndexIVFFlat(quantizer, dim, p["nlist"], faiss.METRIC_INNER_PRODUCT)
         rng = np.random.default_rng(0)
-        sample = vectors[rng.choice(n, min(n, 256 * p["nlist"]), replace=False)]
-        index.train(sample)
+        index.train(vectors[rng.choice(n, min(n, 64 * p["nlist"]), replace=False)])
     index.add(vectors)
     set_search_params(index, kind, p)
     return index, p

@@ -62,7 +62,7 @@ def load_torch_model(with_classifier: bool = False) -> torch.nn.Module:
     net.load_state_dict(torch.load(_weights_file(), map_location="cpu", weights_only=True))
     net.set_swish(memory_efficient=False)  # the plain form: traceable for the ONNX export
     net.eval()
-    return net if with_classifier else PooledFeatures(net)
+    return net if with_classifier else PooledFeatures(net).eval()
 
 
 def preprocess(frames: np.ndarray) -> np.ndarray:

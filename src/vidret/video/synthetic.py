@@ -1,4 +1,8 @@
-"""Small real video files for the tests, written with PyAV from generated frames."""
+"""Real video files from generated frames (PyAV), for tests, benchmarks and trying things out.
+
+Each scene is a colour and a pattern that drifts over time, so frames differ within a
+video and a frame model sees colour and shape.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,82 @@
+"""Frames per second embedded by `vidret extract` on this machine (issue 5: at least 60).
+
+    python benchmarks/bench_extract.py                  # 24 clips of 10 s, 640x360, 25 fps
+    python benchmarks/bench_extract.py --videos 8 --frames 32
+
+Writes real H.264 files from generated frames (vidret.video.synthetic), then measures:
+the frame encoder alone (batches of --frames, onnxruntime and PyTorch), and the whole
+`extract_dataset` (decode + sample + embed + thumbnails + write) with each backend.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vidret.video.decode import Sampling
+from vidret.video.extract import extract_dataset
+from vidret.video.frame_encoder import EfficientNetLite0
+from vidret.video.synthetic import SCENES, write_video
+
+
+def encoder_fps(backend: str, threads: int, batch: int, repeats: int) -> float:
+    encoder = EfficientNetLite0(backend, threads=threads)  # type: ignore[arg-type]
+    frames = np.random.default_rng(0).integers(0, 255, (batch, 224, 224, 3), dtype=np.uint8)
+    encoder.encode(frames)  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        encoder.encode(frames)
+        times.append(time.perf_counter() - start)
+    return batch / statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--videos", type=int, default=24)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+
+    result: dict = {"machine": f"{platform.processor() or platform.machine()}, "
+                    f"{os.cpu_count()} cores", "threads": args.threads}  # fmt: skip
+    for backend in ("onnx", "torch"):
+        result[f"encoder_only_{backend}_fps"] = round(
+            encoder_fps(backend, args.threads, args.frames, 5), 1
+        )
+
+    with tempfile.TemporaryDirectory() as tmp:
+        videos = Path(tmp) / "videos"
+        scenes = list(SCENES)
+        for i in range(args.videos):
+            write_video(videos / f"clip{i:03d}.mp4", scenes[i % len(scenes)], args.seconds,
+                        fps=25, size=(360, 640))  # fmt: skip
+        for backend in ("onnx", "torch"):
+            encoder = EfficientNetLite0(backend, threads=args.threads)  # type: ignore[arg-type]
+            start = time.perf_counter()
+            report = extract_dataset(
+                videos, Path(tmp) / f"data-{backend}", Sampling(frames=args.frames),
+                encoder=encoder, progress=False,
+            )  # fmt: skip
+            wall = time.perf_counter() - start
+            result[f"extract_{backend}"] = {
+                "videos": len(report.added),
+                "frames": report.frames,
+                "wall_s": round(wall, 2),
+                "frames_per_s": round(report.frames / wall, 1),
+            }
+    result["videos"] = f"{args.videos} x {args.seconds:g} s, 640x360, 25 fps, H.264"
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

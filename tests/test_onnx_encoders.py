@@ -1,0 +1,56 @@
+"""The onnxruntime paths give the same vectors as PyTorch: queries and video frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vidret.text.onnx_encoder import OnnxSentenceEncoder
+from vidret.text.sentence_bert import default_model_path, encode_texts
+from vidret.video.frame_encoder import EfficientNetLite0, load_torch_model, preprocess
+
+TEXTS = ["a man is cooking pasta in a kitchen", "dog", "people dance at a party " * 12]
+
+
+def test_onnx_query_encoder_matches_sentence_transformers() -> None:
+    path = default_model_path()
+    encoder = OnnxSentenceEncoder.try_load(path)
+    assert encoder is not None
+    for text in TEXTS:  # one at a time, as queries come
+        fast = encoder.encode([text], with_tokens=True, max_tokens=32)
+        # After the export the shared PyTorch model must still be in eval mode.
+        ref = encode_texts([text], path, with_tokens=True, max_tokens=32, progress=False)
+        np.testing.assert_allclose(fast.sentence, ref.sentence, atol=1e-5)
+        np.testing.assert_array_equal(fast.lengths, ref.lengths)
+        np.testing.assert_allclose(
+            fast.tokens.astype(np.float32), ref.tokens.astype(np.float32), atol=2e-3
+        )
+
+
+def test_frame_encoder_backends_agree_and_classify_a_real_photo() -> None:
+    import matplotlib.cbook
+    import torch
+    from PIL import Image
+
+    photo = Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    image = Image.open(photo).convert("RGB").resize((224, 224))
+    frames = np.stack([np.asarray(image), np.asarray(image.transpose(Image.FLIP_LEFT_RIGHT))])
+    onnx = EfficientNetLite0("onnx").encode(frames)
+    eager = EfficientNetLite0("torch").encode(frames)
+    assert onnx.shape == (2, 1280)
+    np.testing.assert_allclose(onnx, eager, atol=1e-4, rtol=1e-4)
+    # The weights and the [-1, 1] input scaling are right: ImageNet class 652 is
+    # "military uniform", what Grace Hopper wears in this photo.
+    classifier = load_torch_model(with_classifier=True)
+    with torch.inference_mode():
+        logits = classifier(torch.from_numpy(preprocess(frames[:1])))
+    assert int(logits.argmax()) == 652
+
+
+def test_unknown_backend_is_refused() -> None:
+    from vidret.errors import VidretError
+
+    with pytest.raises(VidretError, match="onnx"):
+        EfficientNetLite0("tensorflow")  # type: ignore[arg-type]
