@@ -22,7 +22,9 @@ import platform
 import time
 from pathlib import Path
 
+import faiss
 import numpy as np
+import torch
 
 from vidret.search.engine import QueryEncoder
 from vidret.search.faiss_index import build_faiss_index
@@ -41,13 +43,19 @@ QUERIES = [
 ]
 
 
-def clustered_vectors(n: int, dim: int, rng: np.random.Generator) -> np.ndarray:
-    centres = rng.standard_normal((2000, dim), dtype=np.float32)
+def clustered_vectors(n: int, dim: int, rng: np.random.Generator, latent: int = 32) -> np.ndarray:
+    """Unit vectors like a model's embeddings: topics (2,000 cluster centres) in a
+    `latent`-dimensional subspace, spread within each topic, a little noise in every
+    direction. (Isotropic noise in all dimensions would be the worst case for an
+    approximate index, and unlike trained embeddings.)"""
+    basis = np.linalg.qr(rng.standard_normal((dim, latent)))[0].T.astype(np.float32)
+    centres = rng.standard_normal((2000, latent), dtype=np.float32)
     out = np.empty((n, dim), np.float32)
     for start in range(0, n, 100_000):  # in blocks: 1M x 256 floats is already 1 GB
         m = min(100_000, n - start)
-        block = centres[rng.integers(0, len(centres), m)]
-        block += 0.7 * rng.standard_normal((m, dim), dtype=np.float32)
+        z = centres[rng.integers(0, len(centres), m)]
+        z += 0.5 * rng.standard_normal((m, latent), dtype=np.float32)
+        block = z @ basis + 0.05 * rng.standard_normal((m, dim), dtype=np.float32)
         out[start : start + m] = block / np.linalg.norm(block, axis=1, keepdims=True)
     return out
 
@@ -62,8 +70,11 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 100_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--kinds", nargs="+", default=["flat", "hnsw", "ivf"])
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
 
+    faiss.omp_set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     encoder = QueryEncoder(args.run)
     encode_ms = []
     for i in range(args.queries):
@@ -74,6 +85,7 @@ def main() -> None:
     result: dict = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "dim": dim,
+        "threads": args.threads,
         "encode_ms": percentiles(encode_ms),
         "sizes": {},
     }
@@ -82,7 +94,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     for n in args.sizes:
         vectors = clustered_vectors(n, dim, rng)
-        noise = 0.3 * rng.standard_normal((args.queries, dim), dtype=np.float32)
+        noise = 0.1 * rng.standard_normal((args.queries, dim), dtype=np.float32)
         queries = vectors[rng.integers(0, n, args.queries)] + noise
         queries /= np.linalg.norm(queries, axis=1, keepdims=True)
         exact_ids = None
