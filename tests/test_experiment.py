@@ -93,6 +93,13 @@ def test_paired_difference_in_the_table() -> None:
     assert "+5.0 (p = 0.0" in table  # differences 5, 6, 4: consistent, small p
     assert "**115.0 +- 9.5**" in table  # b has the best mean Rsum
 
+    # A variant compared with another than the first (Table 6: CMGSD vs its own backbone).
+    results["variants"].append("c")
+    results["runs"] += [run("c", 0, 95), run("c", 1, 106), run("c", 2, 117)]
+    results["compare_to"] = {"a": "a", "b": "a", "c": "b"}
+    row_c = next(line for line in results_table(results).splitlines() if line.startswith("| c "))
+    assert "| -9.0 (p = 0.012, n = 3) vs b |" in row_c  # 10, 10, 7 below b
+
 
 def test_shipped_experiment_files_load() -> None:
     from vidret.experiments.spec import load_experiment

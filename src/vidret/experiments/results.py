@@ -2,8 +2,9 @@
 
 The table has one row per variant, mean +- std over seeds of the metrics papers report,
 the best of each column in bold, and each variant's Rsum difference from the first
-variant with a paired t-test over seeds (the same seed: the same split, the same
-initialization of the shared parts, so pairing removes that variation).
+variant (or the one it names in `compare_to`) with a paired t-test over seeds (the same
+seed: the same split, the same initialization of the shared parts, so pairing removes
+that variation).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def collect(spec: ExperimentSpec, out: Path) -> dict[str, Any]:
         "data": spec.data,
         "seeds": spec.seeds,
         "variants": [v.name for v in spec.variants],
+        "compare_to": {v.name: v.compare_to or spec.variants[0].name for v in spec.variants},
         "runs": runs,
     }
 
@@ -95,11 +97,13 @@ def results_table(results: dict[str, Any], part: str = "test") -> str:
         else {}
     )
     first = results["variants"][0]
+    reference = {v: results.get("compare_to", {}).get(v, first) for v in results["variants"]}
+    one_reference = all(r == first for r in reference.values())
     header = [
         "variant",
         "seeds",
         *(f"{d} {k}" if d else k for d, k in COLUMNS),
-        f"Rsum vs {first} (paired t-test)",
+        f"Rsum vs {first} (paired t-test)" if one_reference else "Rsum vs (paired t-test)",
     ]
     lines = [
         f"# {results['experiment']}: {part} split, mean +- std over seeds",
@@ -117,7 +121,12 @@ def results_table(results: dict[str, Any], part: str = "test") -> str:
             sd = statistics.stdev(values) if len(values) > 1 else 0.0
             text = f"{statistics.mean(values):.1f} +- {sd:.1f}"
             cells.append(f"**{text}**" if abs(means[variant][c] - best[c]) < 1e-9 else text)
-        cells.append(_paired(rows[first], by_seed) if variant != first else "")
+        ref = reference[variant]
+        if ref == variant:
+            cells.append("")
+        else:
+            paired = _paired(rows[ref], by_seed)
+            cells.append(paired if one_reference else f"{paired} vs {ref}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -35,6 +35,7 @@ class Variant(BaseModel):
     name: str
     base: str | None = None
     set: dict[str, Any] = Field(default_factory=dict)
+    compare_to: str | None = None  # the variant its Rsum is tested against (default: first)
 
     @property
     def slug(self) -> str:
@@ -87,6 +88,13 @@ def load_experiment(path: Path | str, seeds: list[int] | None = None) -> Experim
     slugs = [v.slug for v in spec.variants]
     if len(set(slugs)) != len(slugs):
         raise VidretError(f"{path}: two variants have the same name (as folder names: {slugs})")
+    names = [v.name for v in spec.variants]
+    for variant in spec.variants:
+        if variant.compare_to is not None and variant.compare_to not in names:
+            raise VidretError(
+                f"{path}: variant '{variant.name}' compares to '{variant.compare_to}', "
+                f"which is not a variant (variants: {names})"
+            )
     for variant in spec.variants:  # every config must load before anything trains
         spec.config(variant, spec.seeds[0])
     return spec
