@@ -21,3 +21,55 @@ def test_plugin_example_trains_a_foreign_model() -> None:
     assert namespace["loss"].item() > 0
     grads = [p.grad for p in namespace["model"].parameters()]
     assert all(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+def test_search_example_goes_from_files_to_a_working_page(tmp_path: Path) -> None:
+    """The README's four search commands, run as written, on generated video files."""
+    import json
+    import os
+    import shlex
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from vidret.video.synthetic import write_demo_videos
+
+    match = re.search(
+        r"<!-- readme:search-example -->\n```bash\n(.*?)```", README.read_text(), re.S
+    )
+    assert match, "README.md lost its readme:search-example block"
+    commands = [shlex.split(line) for line in match.group(1).strip().splitlines()]
+    assert [c[1] for c in commands] == ["extract", "train", "index", "serve"]
+    (tmp_path / "configs").symlink_to(README.parent / "configs")
+    write_demo_videos(tmp_path / "my-videos")
+    vidret = [sys.executable, "-m", "vidret"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    for command in commands[:3]:
+        subprocess.run(vidret + command[1:], cwd=tmp_path, env=env, check=True,
+                       capture_output=True)  # fmt: skip
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [*vidret, *commands[3][1:], "--port", str(port)], cwd=tmp_path, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                if httpx.get(f"{base}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert "search-form" in httpx.get(base + "/").text
+        body = httpx.get(f"{base}/search", params={"q": "a blue circle", "k": 3}).json()
+        top = [r["video_id"] for r in body["results"]]
+        assert sum(v.startswith("blue-") for v in top) >= 2, json.dumps(body, indent=1)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

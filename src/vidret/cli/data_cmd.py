@@ -88,6 +88,18 @@ def demo(
     )
 
 
+@data_app.command("demo-videos")
+def demo_videos(
+    folder: Annotated[Path, typer.Argument(help="where to write the video files")],
+    clips: Annotated[int, typer.Option(help="clips per scene (6 scenes)")] = 3,
+) -> None:
+    """Write short generated video files and their captions.jsonl, to try search."""
+    from vidret.video.synthetic import write_demo_videos
+
+    captions = write_demo_videos(folder, clips_per_scene=clips)
+    typer.echo(f"wrote {6 * clips} generated video files to {folder}, captions in {captions}")
+
+
 @data_app.command("import-mmt")
 def import_mmt_command(
     src: Annotated[Path, typer.Argument(help="folder of an MMT / Collaborative-Experts release")],

@@ -58,3 +58,34 @@ def write_video(
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+def write_demo_videos(folder: Path, clips_per_scene: int = 3, seed: int = 0) -> Path:
+    """A folder of generated clips (every scene, several sizes, lengths and codecs) and
+    its `captions.jsonl`, to try `vidret extract` -> train -> index -> serve without
+    videos of one's own. Returns the captions file."""
+    import json
+
+    rng = np.random.default_rng(seed)
+    sizes = [(96, 128), (120, 160), (144, 192)]
+    lines = []
+    for scene, (_, pattern) in SCENES.items():
+        for clip in range(clips_per_scene):
+            name = f"{scene}-{clip + 1}.{'webm' if clip % 3 == 2 else 'mp4'}"
+            write_video(
+                folder / name,
+                scene,
+                seconds=float(rng.uniform(1.5, 3.0)),
+                fps=10,
+                size=sizes[clip % len(sizes)],
+                codec="libvpx-vp9" if name.endswith(".webm") else "libx264",
+            )
+            for text in (
+                f"a {scene} pattern",
+                f"{scene} {pattern} moving on a black background",
+                f"a video of {pattern} in {scene}",
+            ):
+                lines.append({"file": name, "caption": text})
+    captions = folder / "captions.jsonl"
+    captions.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return captions
