@@ -19,11 +19,9 @@ import os
 import platform
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -32,7 +30,9 @@ import numpy as np
 import torch
 
 from vidret.models.types import Embeddings
+from vidret.search.engine import QueryEncoder
 from vidret.search.index import model_reference, write_index
+from vidret.search.local_server import serving
 from vidret.train.run import read_model_info
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -46,12 +46,6 @@ request = function()
   return wrk.format("GET", paths[(i %% #paths) + 1])
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def parse_wrk(text: str) -> dict:
@@ -89,8 +83,6 @@ def main() -> None:
     info = read_model_info(args.run)
     with tempfile.TemporaryDirectory() as tmp:
         index_dir = Path(tmp) / "index"
-        from vidret.search.engine import QueryEncoder
-
         dim = QueryEncoder(args.run).embed("size").vectors.shape[-1]
         vectors = clustered_vectors(args.videos, dim, np.random.default_rng(0))
         embeddings = Embeddings(torch.from_numpy(vectors)[:, None], torch.ones(args.videos, 1))
@@ -99,20 +91,7 @@ def main() -> None:
         ref = model_reference(args.run, experts, info["text_model"])
         write_index(index_dir, embeddings, videos, ref, kind=args.kind)
 
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "vidret", "serve", str(index_dir), "--port", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(600):
-                try:
-                    if httpx.get(f"{base}/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
+        with serving(["serve", str(index_dir)]) as base:
             paths = ", ".join(f'"/search?q={quote(q)}&k=10"' for q in QUERIES)
             script = Path(tmp) / "queries.lua"
             script.write_text(WRK_SCRIPT % paths)
@@ -122,9 +101,6 @@ def main() -> None:
                 capture_output=True, text=True, check=True,
             )  # fmt: skip
             health = httpx.get(f"{base}/health").json()
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores (server and wrk share them)",
         "index": f"{args.videos} generated videos, {args.kind}, {dim}-d",

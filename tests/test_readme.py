@@ -28,13 +28,12 @@ def test_search_example_goes_from_files_to_a_working_page(tmp_path: Path) -> Non
     import json
     import os
     import shlex
-    import socket
     import subprocess
     import sys
-    import time
 
     import httpx
 
+    from vidret.search.local_server import serving
     from vidret.video.synthetic import write_demo_videos
 
     match = re.search(
@@ -51,25 +50,8 @@ def test_search_example_goes_from_files_to_a_working_page(tmp_path: Path) -> Non
         subprocess.run(vidret + command[1:], cwd=tmp_path, env=env, check=True,
                        capture_output=True)  # fmt: skip
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [*vidret, *commands[3][1:], "--port", str(port)], cwd=tmp_path, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with serving(commands[3][1:], cwd=tmp_path) as base:
         assert "search-form" in httpx.get(base + "/").text
         body = httpx.get(f"{base}/search", params={"q": "a blue circle", "k": 3}).json()
         top = [r["video_id"] for r in body["results"]]
         assert sum(v.startswith("blue-") for v in top) >= 2, json.dumps(body, indent=1)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)

@@ -22,6 +22,7 @@ from vidret.data.dataset import VideoDataset
 from vidret.errors import VidretError
 from vidret.search.engine import SearchEngine
 from vidret.search.index import build_index
+from vidret.search.local_server import serving
 from vidret.train.trainer import train
 from vidret.video.decode import Sampling, UnreadableVideoError, read_frames
 from vidret.video.extract import extract_dataset
@@ -283,76 +284,45 @@ def test_http_api(trained: dict) -> None:
     assert "search-form" in client.get("/").text
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_search_page_in_chromium(trained: dict, tmp_path: Path) -> None:
     """The real page in headless Chromium, against `vidret serve` in its own process."""
     import os
     import shutil
-    import subprocess
-    import sys
-    import time
 
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[dev]'")
-    import httpx
 
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "vidret", "serve",
-         str(trained["index"]), "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail(f"vidret serve did not start: {server.stdout.read()}")  # type: ignore[union-attr]
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=chromium,
-                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                      "--disable-component-update", "--disable-sync", "--no-first-run"],
-            )  # fmt: skip
-            page = browser.new_page(viewport={"width": 1100, "height": 800})
-            page.goto(base + "/")
-            page.fill("#q", "a green pattern")
-            page.click("button[type=submit]")
-            page.wait_for_selector(".card")
-            cards = page.query_selector_all(".card")
-            assert len(cards) == len(SCENES)
-            assert cards[0].get_attribute("data-video-id") == "clips__green_clip"
-            assert "results for" in page.text_content("#status")
-            # Thumbnails really loaded (natural size of the saved frame).
-            assert page.evaluate("document.querySelector('.card img').naturalWidth") == 224
-            screenshots = [tmp_path / "search-page.png"]
-            if os.environ.get("VIDRET_SCREENSHOT_DIR"):
-                screenshots.append(Path(os.environ["VIDRET_SCREENSHOT_DIR"]) / "search-page.png")
-            for shot in screenshots:
-                page.screenshot(path=str(shot))
-            # A click plays the video in the page: the browser reads its duration.
-            cards[0].click()
-            page.wait_for_function("document.getElementById('video').readyState >= 1")
-            duration = page.evaluate("document.getElementById('video').duration")
-            assert duration == pytest.approx(3.0, abs=0.3)
-            # An empty query is refused in the page, with a message.
-            page.fill("#q", "  ")
-            page.click("button[type=submit]")
-            assert "type what you are looking for" in page.text_content("#status")
-            browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    with serving(["serve", str(trained["index"])]) as base, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )  # fmt: skip
+        page = browser.new_page(viewport={"width": 1100, "height": 800})
+        page.goto(base + "/")
+        page.fill("#q", "a green pattern")
+        page.click("button[type=submit]")
+        page.wait_for_selector(".card")
+        cards = page.query_selector_all(".card")
+        assert len(cards) == len(SCENES)
+        assert cards[0].get_attribute("data-video-id") == "clips__green_clip"
+        assert "results for" in page.text_content("#status")
+        # Thumbnails really loaded (natural size of the saved frame).
+        assert page.evaluate("document.querySelector('.card img').naturalWidth") == 224
+        screenshots = [tmp_path / "search-page.png"]
+        if os.environ.get("VIDRET_SCREENSHOT_DIR"):
+            screenshots.append(Path(os.environ["VIDRET_SCREENSHOT_DIR"]) / "search-page.png")
+        for shot in screenshots:
+            page.screenshot(path=str(shot))
+        # A click plays the video in the page: the browser reads its duration.
+        cards[0].click()
+        page.wait_for_function("document.getElementById('video').readyState >= 1")
+        duration = page.evaluate("document.getElementById('video').duration")
+        assert duration == pytest.approx(3.0, abs=0.3)
+        # An empty query is refused in the page, with a message.
+        page.fill("#q", "  ")
+        page.click("button[type=submit]")
+        assert "type what you are looking for" in page.text_content("#status")
+        browser.close()
