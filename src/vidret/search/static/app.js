@@ -47,6 +47,11 @@ function play(hit) {
     setStatus(`${hit.video_id}: no playable file in this index`, true);
     return;
   }
+  if (!hit.video_url.startsWith("/videos/")) {
+    // Not a local file (e.g. a dataset's source URL): open it where it lives.
+    window.open(hit.video_url, "_blank", "noopener");
+    return;
+  }
   player.hidden = false;
   video.src = hit.video_url;
   nowPlaying.textContent = hit.video_id;
