@@ -68,6 +68,15 @@ def test_experiment_runs_resumes_and_tabulates(tmp_path: Path, demo_dir: Path) -
     assert (out / "report" / "results.md").read_text() == table
     one = runner.invoke(app, ["report", str(out / "infonce" / "seed0")], catch_exceptions=False)
     assert one.exit_code == 0 and (out / "infonce/seed0/report/training_curves.png").exists()
+
+    # The experiment file is edited: its finished runs no longer match and are not reused.
+    edited = yaml.safe_load(spec.read_text())
+    edited["variants"][1]["set"]["loss.temperature"] = 0.1
+    spec.write_text(yaml.safe_dump(edited))
+    stale = runner.invoke(app, ["experiment", str(spec), "--out", str(out)])
+    assert stale.exit_code != 0  # `vidret` itself prints this as one error line, exit 2
+    assert "2 run folder(s) were trained with other settings" in str(stale.exception)
+    assert "infonce" in str(stale.exception)
     bad = runner.invoke(app, ["report", str(tmp_path)])
     assert "neither a run folder" in str(bad.exception)
 

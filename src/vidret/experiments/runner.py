@@ -16,8 +16,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from vidret.experiments.spec import ExperimentSpec, Variant
-from vidret.train.run import LAST, TEST_METRICS
+from vidret.config import load_config
+from vidret.errors import VidretError
+from vidret.experiments.spec import ExperimentSpec, Variant, config_hash
+from vidret.train.run import CONFIG, LAST, TEST_METRICS, read_run_config
+
+# Every run of an experiment gets these on top of its variant's overrides.
+RUN_OVERRIDES = ["train.threads=1"]
 
 TIMING = "experiment_run.json"
 
@@ -42,6 +47,7 @@ def run_experiment(
 ) -> list[str]:
     """Train what is missing; returns the errors of failed runs (empty when all succeeded)."""
     runs = plan(spec, out)
+    check_not_stale(spec, runs)
     todo = [r for r in runs if not r.done]
     errors: list[str] = []
     bar = tqdm(
@@ -64,6 +70,24 @@ def run_experiment(
     return errors
 
 
+def check_not_stale(spec: ExperimentSpec, runs: list[PlannedRun]) -> None:
+    """Refuse to reuse (or resume) a run whose settings are no longer the experiment's:
+    after an edit of the experiment file its rows would silently mix old and new."""
+    stale = []
+    for r in runs:
+        if not (r.folder / CONFIG).exists():
+            continue
+        overrides = [*RUN_OVERRIDES, *spec.overrides(r.variant, r.seed)]
+        expected = config_hash(load_config(r.variant.base or spec.base, overrides))
+        if config_hash(read_run_config(r.folder)) != expected:
+            stale.append(str(r.folder))
+    if stale:
+        raise VidretError(
+            f"{len(stale)} run folder(s) were trained with other settings than the experiment "
+            f"file now gives (first: {stale[0]}); delete them, or use another --out"
+        )
+
+
 def _train_one(spec: ExperimentSpec, r: PlannedRun) -> str | None:
     r.folder.parent.mkdir(parents=True, exist_ok=True)
     if (r.folder / LAST).exists():
@@ -77,10 +101,8 @@ def _train_one(spec: ExperimentSpec, r: PlannedRun) -> str | None:
             r.variant.base or spec.base,
             "--out",
             str(r.folder),
-            "--set",
-            "train.threads=1",
         ]
-        for item in spec.overrides(r.variant, r.seed):
+        for item in [*RUN_OVERRIDES, *spec.overrides(r.variant, r.seed)]:
             args += ["--set", item]
     log = r.folder.parent / f"seed{r.seed}.log"
     started = time.perf_counter()
