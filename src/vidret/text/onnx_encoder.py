@@ -45,7 +45,13 @@ class OnnxSentenceEncoder:
         pooling = modules[1].get_config_dict().get("pooling_mode")
         if pooling not in ("mean", "cls"):
             return None
-        onnx_file = _export(model, model_path)
+        try:
+            onnx_file = _export(model, model_path)
+        except Exception as e:  # an architecture the exporter cannot trace: PyTorch it is
+            warnings.warn(
+                f"{model_path}: no ONNX export ({e}); queries run in PyTorch", stacklevel=2
+            )
+            return None
         return cls(model, onnx_file, pooling, len(names) == 3, threads)
 
     def encode(self, texts: list[str], with_tokens: bool, max_tokens: int = 32) -> EncodedTexts:
