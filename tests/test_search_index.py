@@ -51,7 +51,7 @@ def test_multi_expert_index_returns_the_models_ranking(
         np.testing.assert_allclose([h.score for h in hits], expected[order], atol=1e-5)
 
 
-@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+@pytest.mark.parametrize("kind", ["flat16", "hnsw", "ivf"])
 def test_approximate_kinds_find_the_exact_neighbours(kind: str) -> None:
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(50, 64))

@@ -13,7 +13,10 @@ def index_command(
     data: Annotated[Path, typer.Option(help="dataset folder of the videos to index")],
     out: Annotated[Path, typer.Option(help="index folder to write")],
     kind: Annotated[
-        str, typer.Option(help="flat (exact), hnsw or ivf (approximate, for large collections)")
+        str,
+        typer.Option(
+            help="flat (exact), flat16 (exact scan, half precision), hnsw or ivf (approximate)"
+        ),
     ] = "flat",
     overwrite: Annotated[bool, typer.Option(help="replace an existing index folder")] = False,
 ) -> None:

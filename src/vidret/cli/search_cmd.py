@@ -16,8 +16,11 @@ def search_command(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Print the best-matching videos with their scores."""
+    import faiss
+
     from vidret.search.engine import SearchEngine
 
+    faiss.omp_set_num_threads(1)  # one query: FAISS's threads cost more than they save
     result = SearchEngine(index).search(query, k)
     if as_json:
         rows = [{"rank": h.rank, "score": h.score, **h.video} for h in result.hits]

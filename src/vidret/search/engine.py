@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,13 +45,13 @@ class SearchResult:
 class QueryEncoder:
     """A trained run's caption side: query text -> the model's caption embedding."""
 
-    def __init__(self, run_dir: Path, backend: str = "onnx"):
+    def __init__(self, run_dir: Path, backend: str = "onnx", threads: int = 1):
         self.cfg, self.model, info = load_trained_model(run_dir)
         self.experts = list(info["signature"]["experts"])
         self.text_model = Path(info["text_model"])
         self._onnx = None
         if backend == "onnx" and self.cfg.text.encoder != "finetune":
-            self._onnx = OnnxSentenceEncoder.try_load(self.text_model)
+            self._onnx = OnnxSentenceEncoder.try_load(self.text_model, threads=threads)
         self.embed("warm up")  # load the caption model now, not on the first query
 
     def embed(self, query: str) -> Embeddings:
@@ -77,9 +78,13 @@ class QueryEncoder:
 
 
 class SearchEngine:
-    """An index and the model that built it. Thread-safe for concurrent `search` calls."""
+    """An index and the model that built it. Thread-safe for concurrent `search` calls.
 
-    def __init__(self, index_dir: Path):
+    `threads`: CPU threads one query may use (the CLI: all cores, for latency; the server:
+    one, since concurrent requests already fill the cores)."""
+
+    def __init__(self, index_dir: Path, threads: int | None = None):
+        threads = threads or os.cpu_count() or 1
         self.index = VideoIndex.load(index_dir)
         ref = self.index.info["model"]
         checkpoint = Path(ref["checkpoint"])
@@ -94,7 +99,7 @@ class SearchEngine:
                 "(the checkpoint changed since, e.g. the run was trained again); its vectors "
                 "would not match the queries: rebuild it with `vidret index`"
             )
-        self.encoder = QueryEncoder(Path(ref["run"]))
+        self.encoder = QueryEncoder(Path(ref["run"]), threads=threads)
         if self.encoder.experts != ref["experts"]:
             raise VidretError(f"{index_dir}: the run's experts differ from the index's")
 

@@ -1,8 +1,10 @@
 """FAISS indexes over video vectors: exact inner product, or HNSW / IVF for large collections.
 
 Scores are inner products of the model's (weighted, unit) vectors, so the exact index
-returns the model's own similarities. The approximate kinds trade a little recall for
-speed; `benchmarks/bench_search.py` measures both against the exact one.
+(`flat`) returns the model's own similarities. `flat16` scans every vector too, stored
+in half precision: half the memory and about half the time (a scan is memory-bound),
+scores within ~1e-3. The approximate kinds (`hnsw`, `ivf`) trade a little recall for
+speed; `benchmarks/bench_search.py` measures them all against `flat`.
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ import numpy as np
 
 from vidret.errors import VidretError
 
-IndexKind = Literal["flat", "hnsw", "ivf"]
-INDEX_KINDS: tuple[str, ...] = ("flat", "hnsw", "ivf")
+IndexKind = Literal["flat", "flat16", "hnsw", "ivf"]
+INDEX_KINDS: tuple[str, ...] = ("flat", "flat16", "hnsw", "ivf")
 
 # Defaults chosen with benchmarks/bench_search.py (recall@10 >= 0.95 against exact).
 DEFAULT_PARAMS: dict[str, dict[str, int]] = {
     "flat": {},
+    "flat16": {},
     "hnsw": {"M": 32, "ef_construction": 80, "ef_search": 64},
-    "ivf": {"nlist": 0, "nprobe": 16},  # nlist 0: sqrt(N), at most N / 39
+    "ivf": {"nlist": 0, "nprobe": 32},  # nlist 0: sqrt(N), at most N / 39
 }
 
 
@@ -38,6 +41,9 @@ def build_faiss_index(
     p = {**DEFAULT_PARAMS[kind], **(params or {})}
     if kind == "flat":
         index = faiss.IndexFlatIP(dim)
+    elif kind == "flat16":
+        fp16 = faiss.ScalarQuantizer.QT_fp16
+        index = faiss.IndexScalarQuantizer(dim, fp16, faiss.METRIC_INNER_PRODUCT)
     elif kind == "hnsw":
         index = faiss.IndexHNSWFlat(dim, p["M"], faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = p["ef_construction"]
