@@ -10,7 +10,7 @@ vectors around 2,000 cluster centres in the run's embedding size, as real embedd
 cluster by topic. The query side is real: MSR-VTT-style sentences through the run's
 caption encoder (Sentence-BERT + the model's text head), timed on their own ("encode");
 "search" is FAISS on generated query vectors (held-out points near the data). Latency is
-one query at a time, as a user sends them.
+one query at a time on one thread, as `vidret serve` runs each request.
 """
 
 from __future__ import annotations
@@ -70,12 +70,12 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 100_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--kinds", nargs="+", default=["flat", "flat16", "hnsw", "ivf"])
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
 
-    faiss.omp_set_num_threads(1)  # one query at a time: FAISS's threads only add overhead
-    torch.set_num_threads(args.threads)
-    encoder = QueryEncoder(args.run, threads=args.threads)
+    # One query at a time, one thread, as `vidret serve` runs each request.
+    faiss.omp_set_num_threads(1)
+    torch.set_num_threads(1)
+    encoder = QueryEncoder(args.run)
     encode_ms = []
     for i in range(args.queries):
         start = time.perf_counter()
@@ -85,7 +85,6 @@ def main() -> None:
     result: dict = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "dim": dim,
-        "threads": args.threads,
         "encode_ms": percentiles(encode_ms),
         "sizes": {},
     }

@@ -28,6 +28,6 @@ def serve_command(
     torch.set_num_threads(max(1, threads))
     faiss.omp_set_num_threads(max(1, threads))
 
-    app = create_app(index, threads=max(1, threads))
+    app = create_app(index)
     typer.echo(f"serving {index} on http://{host}:{port}/  (API description: /docs)")
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -54,8 +54,8 @@ class Health(BaseModel):
     version: str
 
 
-def create_app(index_dir: Path, engine: SearchEngine | None = None, threads: int = 1) -> FastAPI:
-    engine = engine or SearchEngine(index_dir, threads=threads)
+def create_app(index_dir: Path, engine: SearchEngine | None = None) -> FastAPI:
+    engine = engine or SearchEngine(index_dir)
     by_id = {v["video_id"]: v for v in engine.index.videos}
     app = FastAPI(
         title="vidret search",
