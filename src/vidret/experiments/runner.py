@@ -70,6 +70,11 @@ def run_experiment(
     return errors
 
 
+def run_settings(spec: ExperimentSpec, r: PlannedRun) -> tuple[str, list[str]]:
+    """The config file and `--set` overrides this run is trained with."""
+    return r.variant.base or spec.base, [*RUN_OVERRIDES, *spec.overrides(r.variant, r.seed)]
+
+
 def check_not_stale(spec: ExperimentSpec, runs: list[PlannedRun]) -> None:
     """Refuse to reuse (or resume) a run whose settings are no longer the experiment's:
     after an edit of the experiment file its rows would silently mix old and new."""
@@ -77,8 +82,7 @@ def check_not_stale(spec: ExperimentSpec, runs: list[PlannedRun]) -> None:
     for r in runs:
         if not (r.folder / CONFIG).exists():
             continue
-        overrides = [*RUN_OVERRIDES, *spec.overrides(r.variant, r.seed)]
-        expected = config_hash(load_config(r.variant.base or spec.base, overrides))
+        expected = config_hash(load_config(*run_settings(spec, r)))
         if config_hash(read_run_config(r.folder)) != expected:
             stale.append(str(r.folder))
     if stale:
@@ -93,16 +97,9 @@ def _train_one(spec: ExperimentSpec, r: PlannedRun) -> str | None:
     if (r.folder / LAST).exists():
         args = ["train", "--out", str(r.folder), "--resume"]
     else:
-        args = [
-            "train",
-            "--data",
-            str(spec.data_path()),
-            "--config",
-            r.variant.base or spec.base,
-            "--out",
-            str(r.folder),
-        ]
-        for item in [*RUN_OVERRIDES, *spec.overrides(r.variant, r.seed)]:
+        base, overrides = run_settings(spec, r)
+        args = ["train", "--data", str(spec.data_path()), "--config", base, "--out", str(r.folder)]
+        for item in overrides:
             args += ["--set", item]
     log = r.folder.parent / f"seed{r.seed}.log"
     started = time.perf_counter()
