@@ -172,15 +172,14 @@ def _read_captions(
     captions: list[str] = []
     caption_video: list[int] = []
     caption_ids: list[Any] = []
-    if not path.exists() and not required:
-        return captions, caption_video, caption_ids
     if not path.exists():
-        problems.append(
-            Problem(
-                CAPTIONS_FILE,
-                "missing: write one JSON object per caption with 'video_id' and 'caption'",
+        if required:
+            problems.append(
+                Problem(
+                    CAPTIONS_FILE,
+                    "missing: write one JSON object per caption with 'video_id' and 'caption'",
+                )
             )
-        )
         return captions, caption_video, caption_ids
     for line_no, obj in read_jsonl_objects(path, problems):
         vid = obj.get("video_id")

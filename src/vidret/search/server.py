@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from vidret import __version__
 from vidret.errors import VidretError
-from vidret.search.engine import MAX_QUERY_CHARS, SearchEngine, check_query
+from vidret.search.engine import MAX_QUERY_CHARS, SearchEngine
 
 STATIC = Path(__file__).with_name("static")
 MAX_RESULTS = 100
@@ -89,7 +89,7 @@ def create_app(index_dir: Path, engine: SearchEngine | None = None) -> FastAPI:
         k: Annotated[int, Query(ge=1, le=MAX_RESULTS, description="number of results")] = 10,
     ) -> SearchResponse:
         try:
-            result = engine.search(check_query(q), k)
+            result = engine.search(q, k)  # it checks the query (empty, too long)
         except VidretError as e:
             raise HTTPException(status_code=422, detail=str(e)) from None
         return SearchResponse(

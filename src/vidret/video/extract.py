@@ -89,8 +89,10 @@ def extract_dataset(
     existing = _read_existing(out, settings)
     rows: dict[str, _Video] = {}  # relative file -> row
     todo: list[Path] = []
+    present: set[str] = set()
     for path in files:
         rel = path.relative_to(video_dir).as_posix()
+        present.add(rel)
         old = existing.get(rel)
         stat = path.stat()
         if old and old.meta.get("bytes") == stat.st_size and old.meta.get("mtime") == stat.st_mtime:
@@ -98,8 +100,8 @@ def extract_dataset(
             report.kept.append(old.meta["video_id"])
         else:
             todo.append(path)
-    present = {p.relative_to(video_dir).as_posix() for p in files}
     report.removed = [v.meta["video_id"] for rel, v in existing.items() if rel not in present]
+    taken = {v.meta["video_id"] for v in rows.values()}  # ids in use, kept and new
 
     out.parent.mkdir(parents=True, exist_ok=True)
     # New thumbnails wait beside the output until a dataset folder takes them in.
@@ -115,7 +117,8 @@ def extract_dataset(
                 report.skipped.append((rel, str(decoded)))
                 bar.write(f"skipped {rel}: {decoded}")
                 continue
-            video_id = _unique_id(rel, {v.meta["video_id"] for k, v in rows.items() if k != rel})
+            video_id = _unique_id(rel, taken)
+            taken.add(video_id)
             features = encoder.encode(decoded.frames).astype(np.float16)
             thumb = thumbs / f"{video_id}.jpg"
             Image.fromarray(decoded.frames[len(decoded.frames) // 2]).save(thumb, quality=85)
