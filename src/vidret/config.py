@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vidret.errors import VidretError
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # inf and nan are never meaningful settings (`--set train.lr=.inf` would train on NaN)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class DataConfig(_Section):
@@ -48,6 +49,15 @@ class ModelConfig(_Section):
     layers: int = Field(2, ge=1)  # mmt: transformer layers
     heads: int = Field(4, ge=1)  # mmt: attention heads
     max_frames: int = Field(32, ge=1)  # mmt: frames per expert fed to the transformer
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> ModelConfig:
+        if self.backbone == "mmt" and self.hidden_dim % self.heads:
+            raise ValueError(
+                f"model.hidden_dim ({self.hidden_dim}) must be divisible by model.heads "
+                f"({self.heads}): each attention head takes an equal share of the width"
+            )
+        return self
 
 
 class LossConfig(_Section):
@@ -85,7 +95,21 @@ class TrainConfig(_Section):
     val_metric: str = "Rsum"  # "Rsum" or "t2v/R@1" style paths into the metrics
     patience: int | None = 10  # early stopping: epochs without improvement
     eval_batch: int = Field(512, ge=1)
-    threads: int | None = None  # torch CPU threads; None: torch's default
+    # torch CPU threads. Part of the result: floating-point sums split across threads
+    # round differently, so the same config gives the same numbers only with the same
+    # count. Fixed (not "all cores") so that a config means the same run on every machine.
+    threads: int = Field(1, ge=1, le=256)
+
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _threads_of_older_runs(cls, value: Any) -> Any:
+        # Runs saved before the count was fixed say `threads: null`: torch's default,
+        # which is what they ran with (on the machine that trained them).
+        if value is None:
+            import torch
+
+            return torch.get_num_threads()
+        return value
 
 
 class RunConfig(_Section):
@@ -106,16 +130,29 @@ def load_config(path: Path | str | None = None, overrides: list[str] | None = No
     if path is not None:
         path = Path(path)
         source = str(path)
+        if path.is_dir():
+            raise VidretError(f"{path}: a folder; give a YAML config file (see configs/)")
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except FileNotFoundError:
             raise VidretError(f"{path}: no such config file (see configs/)") from None
+        except UnicodeDecodeError as e:
+            raise VidretError(
+                f"{path}: not a text file (byte {e.start} is not UTF-8); give a YAML config"
+            ) from None
         except yaml.YAMLError as e:
             raise VidretError(f"{path}: not valid YAML ({e})") from None
         if not isinstance(raw, dict):
             raise VidretError(f"{path}: a config must be a mapping of sections")
     for item in overrides or []:
         _apply_override(raw, item)
+    return parse_config(raw, source)
+
+
+def parse_config(raw: Any, source: str) -> RunConfig:
+    """Validate a config mapping; errors name each bad key and say what is wrong."""
+    if not isinstance(raw, dict):
+        raise VidretError(f"{source}: a config must be a mapping of sections")
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as e:
@@ -127,12 +164,17 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
         raise VidretError(f"--set {item!r}: expected key=value, e.g. train.epochs=5")
     key, value = item.split("=", 1)
     parts = key.strip().split(".")
+    if not all(parts):
+        raise VidretError(f"--set {item!r}: expected section.key=value, e.g. train.epochs=5")
     node = raw
     for part in parts[:-1]:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise VidretError(f"--set {item!r}: {part} is not a section")
-    node[parts[-1]] = yaml.safe_load(value) if value.strip() else None
+    try:
+        node[parts[-1]] = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        raise VidretError(f"--set {item!r}: the value is not valid YAML") from None
 
 
 def _explain(error: ValidationError, source: str) -> str:
@@ -142,5 +184,7 @@ def _explain(error: ValidationError, source: str) -> str:
         if err["type"] == "extra_forbidden":
             lines.append(f"  {key}: unknown key (check its spelling; see configs/ for examples)")
         else:
-            lines.append(f"  {key}: {err['msg']} (got {err.get('input')!r})")
+            got = err.get("input")
+            shown = "" if isinstance(got, dict) else f" (got {got!r})"
+            lines.append(f"  {key}: {err['msg']}{shown}")
     return "\n".join(lines)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import json
 import os
 import shutil
@@ -65,25 +67,52 @@ def write_json_atomic(path: Path | str, obj: Any) -> None:
 def atomic_directory(path: Path | str, overwrite: bool = False) -> Iterator[Path]:
     """Build a folder under a temporary name and move it to `path` only when complete.
 
-    With `overwrite`, an existing folder is replaced after the new one is finished.
+    With `overwrite`, an existing folder is replaced after the new one is finished, in one
+    atomic exchange: at no moment does `path` hold nothing. The folder's lock is held
+    throughout (waiting for another writer), and what killed writers left is removed.
     """
     from vidret.errors import VidretError
+    from vidret.locking import folder_lock, remove_stale_temporaries
 
     path = Path(path)
     if path.exists() and not overwrite:
         raise VidretError(f"{path} already exists; choose another folder or pass --overwrite.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    with folder_lock(path, wait=True) as lock:
+        if not lock.nested:  # an outer holder (e.g. `vidret extract`) cleaned at its start
+            remove_stale_temporaries(path)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+        try:
+            yield tmp
+            if path.exists():
+                _exchange(tmp, path)  # tmp now holds the old folder
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                os.replace(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+
+def _exchange(new: Path, old: Path) -> None:
+    """Swap two folders atomically (Linux `renameat2(RENAME_EXCHANGE)`); elsewhere, or on a
+    file system without it, two renames with the old folder parked at `.NAME.old`."""
     try:
-        yield tmp
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        renameat2 = None
+    if renameat2 is not None:
+        at_fdcwd = -100
+        if renameat2(at_fdcwd, os.fsencode(new), at_fdcwd, os.fsencode(old), _RENAME_EXCHANGE) == 0:
+            return
+        if ctypes.get_errno() not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()), str(old))
+    parked = old.with_name(f".{old.name}.old")
+    shutil.rmtree(parked, ignore_errors=True)
+    os.replace(old, parked)
+    os.replace(new, old)
+    os.replace(parked, new)

@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from vidret.child_process import die_with_parent
 from vidret.cli.data_cmd import data_app
 from vidret.cli.eval_cmd import eval_command
 from vidret.cli.experiment_cmd import experiment_command
@@ -43,6 +44,7 @@ app.command("serve")(serve_command)
 
 
 def main() -> None:
+    die_with_parent()  # a child of `vidret experiment` ends with it
     try:
         app()
     except VidretError as e:

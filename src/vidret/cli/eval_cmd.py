@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Annotated
 
@@ -70,39 +71,61 @@ def eval_command(
 
 
 def _load_sims(path: Path, c2v_path: Path | None) -> tuple[np.ndarray, np.ndarray]:
-    if not path.exists():
-        raise VidretError(f"{path}: no such file")
-    if path.suffix == ".npz":
-        with np.load(path) as z:
+    loaded = _load_array_file(path, "--sims")
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        with loaded as z:
             missing = {"sims", "caption_to_video"} - set(z.files)
             if missing:
-                raise VidretError(f"{path}: missing arrays {sorted(missing)}; found {z.files}")
+                raise VidretError(
+                    f"{path}: an archive without the arrays {sorted(missing)} (it holds "
+                    f"{z.files[:5]}); save scores with np.savez(FILE, sims=..., "
+                    "caption_to_video=...)"
+                )
             return z["sims"], z["caption_to_video"]
-    S = np.load(path, mmap_mode="r")
+    S = loaded
     if c2v_path is None:
         if S.ndim == 2 and S.shape[0] == S.shape[1]:
             return S, np.arange(S.shape[0])  # one caption per video, on the diagonal
         raise VidretError(
-            f"{path}: {S.shape[0]} captions x {S.shape[1]} videos needs --caption-to-video"
+            f"{path}: a {list(S.shape)} array; a [captions, videos] matrix that is not square "
+            "needs --caption-to-video"
         )
     if c2v_path.suffix == ".txt":
         try:
             c2v = np.loadtxt(c2v_path, dtype=np.int64, ndmin=1)
-        except ValueError as e:
-            raise VidretError(f"{c2v_path}: expected one integer a line ({e})") from e
+        except (ValueError, OSError, UnicodeDecodeError) as e:
+            raise VidretError(f"{c2v_path}: expected one integer a line ({e})") from None
     else:
-        c2v = np.load(c2v_path)
+        c2v = _load_array_file(c2v_path, "--caption-to-video")
+        if isinstance(c2v, np.lib.npyio.NpzFile):
+            c2v.close()
+            raise VidretError(f"{c2v_path}: an .npz archive; give a .npy array or a .txt file")
     return S, c2v
+
+
+def _load_array_file(path: Path, option: str) -> np.ndarray | np.lib.npyio.NpzFile:
+    """A .npy array (memory-mapped) or an .npz archive, judged by content, never pickles."""
+    if not path.is_file():
+        raise VidretError(f"{option} {path}: no such file")
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile):
+        raise VidretError(
+            f"{option} {path}: not a NumPy .npy or .npz file; save scores with np.save or np.savez"
+        ) from None
 
 
 def _run_sims(run: Path, data: Path | None, split: str | None) -> tuple[np.ndarray, np.ndarray]:
     """Similarities of a trained model on the chosen videos of a dataset folder."""
+    import torch
+
     from vidret.data.splits import SPLIT_PARTS, load_named_split
     from vidret.eval.evaluate import similarity_matrix
     from vidret.train.data import prepare_data
     from vidret.train.run import load_trained_model
 
     cfg, model, info = load_trained_model(run)
+    torch.set_num_threads(cfg.train.threads)  # the run's count: the same sums as training
     experts = list(info["signature"]["experts"])
     own_data = data is None
     root = Path(info["data"]) if own_data else data
@@ -114,6 +137,7 @@ def _run_sims(run: Path, data: Path | None, split: str | None) -> tuple[np.ndarr
         prepared = prepare_data(cfg, root, experts=experts, split="all")
         rows = prepared.splits["train"]  # 'all' puts every video in train
         if split != "all":
+            _check_split_name(root, split, own_data)
             index = prepared.dataset.video_index()
             ids = load_named_split(root, split, set(index))
             rows = np.array([index[v] for v in ids], np.int64)
@@ -127,3 +151,16 @@ def _run_sims(run: Path, data: Path | None, split: str | None) -> tuple[np.ndarr
     if len(rows) == 0:
         raise VidretError(f"{root}: split '{split}' holds no videos")
     return similarity_matrix(model, prepared, rows, cfg.train.eval_batch)
+
+
+def _check_split_name(root: Path, split: str, own_data: bool) -> None:
+    from vidret.data.format import SPLITS_DIR
+    from vidret.data.splits import SPLIT_PARTS
+
+    if (root / SPLITS_DIR / f"{split}.txt").is_file():
+        return
+    named = sorted(p.stem for p in (root / SPLITS_DIR).glob("*.txt"))
+    choices = dict.fromkeys([*(SPLIT_PARTS if own_data else ()), *named, "all"])
+    raise VidretError(
+        f"--split {split}: no such split of {root}; choose one of {', '.join(choices)}"
+    )

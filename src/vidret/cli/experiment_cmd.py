@@ -16,7 +16,7 @@ def experiment_command(
     out: Annotated[
         Path | None, typer.Option(help="folder (default: runs/experiments/<name>)")
     ] = None,
-    jobs: Annotated[int, typer.Option(help="runs at a time (one torch thread each)")] = 1,
+    jobs: Annotated[int, typer.Option(help="runs at a time (one torch thread each)", min=1)] = 1,
     split: Annotated[str, typer.Option(help="split reported in results.md: test or val")] = "test",
 ) -> None:
     """Run what is missing (finished runs are kept), then write results.json and results.md."""
@@ -24,6 +24,8 @@ def experiment_command(
     from vidret.experiments.runner import run_experiment
     from vidret.experiments.spec import load_experiment
 
+    if split not in ("test", "val"):
+        raise VidretError(f"--split {split!r}: choose test or val")
     seed_list = None
     if seeds:
         try:

@@ -18,8 +18,10 @@ def search_command(
     """Print the best-matching videos with their scores."""
     import faiss
 
-    from vidret.search.engine import SearchEngine
+    from vidret.search.engine import SearchEngine, check_k, check_query
 
+    query = check_query(query)  # before the model is loaded: a bad argument fails at once
+    check_k(k)
     faiss.omp_set_num_threads(1)  # one query: FAISS's threads cost more than they save
     result = SearchEngine(index).search(query, k)
     if as_json:

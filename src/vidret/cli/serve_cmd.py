@@ -11,9 +11,10 @@ import typer
 def serve_command(
     index: Annotated[Path, typer.Argument(help="index folder from `vidret index`")],
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port")] = 8000,
+    port: Annotated[int, typer.Option(help="port (1-65535)", min=1, max=65535)] = 8000,
     threads: Annotated[
-        int, typer.Option(help="CPU threads per query; requests already run in parallel")
+        int,
+        typer.Option(help="CPU threads per query; requests already run in parallel", min=1),
     ] = 1,
 ) -> None:
     """Serve http://HOST:PORT/ (search page), /search, /videos/{id}, /health, /docs."""
@@ -25,8 +26,8 @@ def serve_command(
 
     # Concurrent requests each run in a worker thread; one compute thread per query
     # keeps them from oversubscribing the cores.
-    torch.set_num_threads(max(1, threads))
-    faiss.omp_set_num_threads(max(1, threads))
+    torch.set_num_threads(threads)
+    faiss.omp_set_num_threads(threads)
 
     app = create_app(index)
     typer.echo(f"serving {index} on http://{host}:{port}/  (API description: /docs)")

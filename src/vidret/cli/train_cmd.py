@@ -68,7 +68,9 @@ def train_command(
         if out is None:
             name = config.stem if config else f"{cfg.model.backbone}-{cfg.loss.name}"
             out = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if (out / "checkpoints").exists():
+        if out.exists() and not out.is_dir():
+            raise VidretError(f"{out}: a file, not a folder; choose another --out")
+        if (out / "checkpoints").exists():  # said before the data is read; train() rechecks
             raise VidretError(
                 f"{out} already holds a run; pass --resume to continue it or choose another --out"
             )

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from vidret.data.file_refs import reference_problems
 from vidret.data.format import (
     CAPTIONS_FILE,
     LENGTHS_SUFFIX,
@@ -95,6 +96,12 @@ def read_dataset(root: Path) -> tuple[VideoDataset, list[Problem]]:
 
     metadata = _read_metadata(root, problems)
     videos = _read_videos(root, problems)
+    if not videos and (root / VIDEOS_FILE).exists():
+        # Said first: every caption and feature row then fails for this one reason.
+        problems.insert(
+            0, Problem(VIDEOS_FILE, "holds no videos: write one JSON object per video line")
+        )
+    problems.extend(reference_problems(root, metadata, videos))
     index = {v["video_id"]: i for i, v in enumerate(videos)}
     # A search collection (`vidret extract` without captions) says "captioned": false.
     captioned = metadata.get("captioned", True) is not False
@@ -181,6 +188,7 @@ def _read_captions(
                 )
             )
         return captions, caption_video, caption_ids
+    unknown_lines: list[int] = []
     for line_no, obj in read_jsonl_objects(path, problems):
         vid = obj.get("video_id")
         text = obj.get("caption")
@@ -194,6 +202,9 @@ def _read_captions(
             problems.append(Problem(CAPTIONS_FILE, f"empty caption for video '{vid}'", line_no))
             continue
         row = index.get(vid)
+        if row is None and not index:
+            unknown_lines.append(line_no)
+            continue
         if row is None:
             problems.append(
                 Problem(
@@ -206,6 +217,14 @@ def _read_captions(
         captions.append(text.strip())
         caption_video.append(row)
         caption_ids.append(obj.get("sen_id"))
+    if unknown_lines:
+        problems.append(
+            Problem(
+                CAPTIONS_FILE,
+                f"all {len(unknown_lines)} captions name videos, but {VIDEOS_FILE} has none",
+                unknown_lines[0],
+            )
+        )
     return captions, caption_video, caption_ids
 
 

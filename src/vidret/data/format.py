@@ -11,6 +11,11 @@ SPLITS_DIR = "splits"
 CACHE_DIR = "cache"
 LENGTHS_SUFFIX = ".lengths.npy"
 
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".mpg", ".mpeg", ".wmv", ".flv", ".ogv"}
+)
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp"})
+
 
 def expert_files(root: Path) -> dict[str, Path]:
     """Map expert name -> feature file: every `<expert>.npy` except `<expert>.lengths.npy`."""

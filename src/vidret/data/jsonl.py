@@ -15,8 +15,22 @@ def read_jsonl_objects(path: Path, problems: list[Problem]) -> list[tuple[int, d
     Blank lines are allowed (a trailing newline is common) and skipped.
     """
     rows: list[tuple[int, dict[str, Any]]] = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, text in enumerate(f, start=1):
+    with open(path, "rb") as f:
+        for line_no, raw in enumerate(f, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                problems.append(
+                    Problem(
+                        path.name,
+                        f"not UTF-8 text (byte {e.start + 1} of the line is 0x{raw[e.start]:02x});"
+                        " save the file as UTF-8",
+                        line_no,
+                    )
+                )
+                continue
+            if line_no == 1:
+                text = text.removeprefix("\ufeff")  # a byte-order mark some editors write
             if not text.strip():
                 continue
             try:

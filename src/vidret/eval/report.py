@@ -14,26 +14,32 @@ from vidret.train.logger import read_metrics
 def report(folder: Path, out: Path | None = None) -> list[Path]:
     """A run folder gets its training curves; an experiment folder its table, a bar chart
     of Rsum per variant and the validation curves of every variant."""
+    is_run = (folder / "metrics.jsonl").is_file()
+    if not folder.is_dir():
+        raise VidretError(f"{folder}: no such folder; give a run folder or an experiment folder")
+    if not is_run and not (folder / "results.json").is_file():
+        raise VidretError(
+            f"{folder}: neither a run folder (metrics.jsonl) nor an experiment folder "
+            "(results.json)"
+        )
     out = out or folder / "report"
+    if out.exists() and not out.is_dir():
+        raise VidretError(f"--out {out}: a file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
-    if (folder / "metrics.jsonl").exists():
+    if is_run:
         records = read_metrics(folder)
         if not records:
             raise VidretError(f"{folder}: the run has not finished an epoch yet")
         return [figures.training_curves(records, out / "training_curves.png")]
-    if (folder / "results.json").exists():
-        results = json.loads((folder / "results.json").read_text())
-        paths = [figures.variants_bar(results, out / "rsum.png")]
-        curves: dict[str, list[list[float]]] = {}
-        for run in results["runs"]:
-            records = read_metrics(Path(run["folder"]))
-            if records and "val" in records[0]:
-                curves.setdefault(run["variant"], []).append([r["val"]["Rsum"] for r in records])
-        if curves:
-            paths.append(figures.variants_curves(curves, out / "validation_curves.png"))
-        shutil.copyfile(folder / "results.md", out / "results.md")
-        paths.append(out / "results.md")
-        return paths
-    raise VidretError(
-        f"{folder}: neither a run folder (metrics.jsonl) nor an experiment folder (results.json)"
-    )
+    results = json.loads((folder / "results.json").read_text())
+    paths = [figures.variants_bar(results, out / "rsum.png")]
+    curves: dict[str, list[list[float]]] = {}
+    for run in results["runs"]:
+        records = read_metrics(Path(run["folder"]))
+        if records and "val" in records[0]:
+            curves.setdefault(run["variant"], []).append([r["val"]["Rsum"] for r in records])
+    if curves:
+        paths.append(figures.variants_curves(curves, out / "validation_curves.png"))
+    shutil.copyfile(folder / "results.md", out / "results.md")
+    paths.append(out / "results.md")
+    return paths

@@ -1,7 +1,9 @@
 """Run every variant x seed of an experiment; finished runs are skipped, killed ones resumed.
 
 Each run is `vidret train` in a process of its own (one torch thread, `jobs` at a time),
-so an experiment survives a crash of one run and uses the cores of the machine.
+so an experiment survives a crash of one run and uses the cores of the machine. The
+children end with the experiment, however it ends (`vidret.child_process`), and one
+experiment at a time writes a folder.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
+from vidret.child_process import child_environment
 from vidret.config import load_config
 from vidret.errors import VidretError
 from vidret.experiments.spec import ExperimentSpec, Variant, config_hash
+from vidret.io import write_json_atomic
+from vidret.locking import folder_lock
+from vidret.progress import note, on_terminal, progress_bar
 from vidret.train.run import CONFIG, LAST, TEST_METRICS, read_run_config
 
 # Every run of an experiment gets these on top of its variant's overrides.
@@ -46,26 +50,41 @@ def run_experiment(
     spec: ExperimentSpec, out: Path, jobs: int = 1, progress: bool = True
 ) -> list[str]:
     """Train what is missing; returns the errors of failed runs (empty when all succeeded)."""
+    if out.exists() and not out.is_dir():
+        raise VidretError(f"--out {out}: a file, not a folder")
+    with folder_lock(out, what="runs an experiment in"):
+        return _run_all(spec, out, jobs, progress)
+
+
+def _run_all(spec: ExperimentSpec, out: Path, jobs: int, progress: bool) -> list[str]:
     runs = plan(spec, out)
     check_not_stale(spec, runs)
     todo = [r for r in runs if not r.done]
     errors: list[str] = []
-    bar = tqdm(
+    bar = progress_bar(
         total=len(runs),
         initial=len(runs) - len(todo),
         unit="run",
-        disable=not progress,
+        enabled=progress,
         desc=spec.name,
     )
-    with ThreadPoolExecutor(max(1, jobs)) as pool:
-        futures = {pool.submit(_train_one, spec, r): r for r in todo}
-        for future in as_completed(futures):
-            r = futures[future]
-            error = future.result()
-            if error:
-                errors.append(f"{r.variant.name} / seed {r.seed}: {error}")
-            bar.set_postfix_str(f"last: {r.variant.slug} seed {r.seed}")
-            bar.update(1)
+    children: set[subprocess.Popen] = set()
+    try:
+        with ThreadPoolExecutor(max(1, jobs)) as pool:
+            futures = {pool.submit(_train_one, spec, r, children): r for r in todo}
+            for future in as_completed(futures):
+                r = futures[future]
+                error = future.result()
+                if error:
+                    errors.append(f"{r.variant.name} / seed {r.seed}: {error}")
+                bar.set_postfix_str(f"last: {r.variant.slug} seed {r.seed}")
+                bar.update(1)
+                if not on_terminal():
+                    status = f"failed: {error}" if error else "done"
+                    note(f"[{bar.n}/{len(runs)}] {r.variant.slug} seed {r.seed}: {status}")
+    finally:
+        for child in list(children):  # an exception or Ctrl-C here: stop the trainings
+            child.terminate()
     bar.close()
     return errors
 
@@ -92,7 +111,7 @@ def check_not_stale(spec: ExperimentSpec, runs: list[PlannedRun]) -> None:
         )
 
 
-def _train_one(spec: ExperimentSpec, r: PlannedRun) -> str | None:
+def _train_one(spec: ExperimentSpec, r: PlannedRun, children: set[subprocess.Popen]) -> str | None:
     r.folder.parent.mkdir(parents=True, exist_ok=True)
     if (r.folder / LAST).exists():
         args = ["train", "--out", str(r.folder), "--resume"]
@@ -104,16 +123,21 @@ def _train_one(spec: ExperimentSpec, r: PlannedRun) -> str | None:
     log = r.folder.parent / f"seed{r.seed}.log"
     started = time.perf_counter()
     with open(log, "w") as f:
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "vidret", *args, "--quiet"],
             stdout=f,
             stderr=subprocess.STDOUT,
-            check=False,
+            env=child_environment(),
         )
+        children.add(proc)
+        try:
+            proc.wait()
+        finally:
+            children.discard(proc)
     if proc.returncode != 0:
         tail = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
         return f"exit {proc.returncode}: {tail[0]} (log: {log})"
     timing = r.folder / TIMING
     previous = json.loads(timing.read_text())["wall_s"] if timing.exists() else 0.0
-    timing.write_text(json.dumps({"wall_s": previous + time.perf_counter() - started}))
+    write_json_atomic(timing, {"wall_s": previous + time.perf_counter() - started})
     return None

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from vidret.data.dataset import ExpertFeatures, VideoDataset
 from vidret.io import atomic_directory, save_npy_atomic, write_json_atomic
+from vidret.progress import progress_bar
 from vidret.text.cache import TextFeatureCache, cache_root
 
 _ROWS = 512
@@ -70,8 +70,8 @@ def mean_pooled(dataset: VideoDataset, expert: str, progress: bool = True) -> np
 def _pool(expert: ExpertFeatures, progress: bool) -> np.ndarray:
     n = expert.features.shape[0]
     out = np.zeros((n, expert.dim), np.float32)
-    for start in tqdm(
-        range(0, n, _ROWS), desc=f"pooling {expert.name}", disable=not progress, leave=False
+    for start in progress_bar(
+        range(0, n, _ROWS), enabled=progress, desc=f"pooling {expert.name}", leave=False
     ):
         block = np.asarray(expert.features[start : start + _ROWS], np.float64)
         lengths = expert.lengths[start : start + _ROWS]

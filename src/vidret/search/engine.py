@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,8 +107,7 @@ class SearchEngine:
 
     def search(self, query: str, k: int = 10) -> SearchResult:
         query = check_query(query)
-        if not 1 <= k <= MAX_K:
-            raise VidretError(f"k={k}: ask for between 1 and {MAX_K} results")
+        check_k(k)
         k = min(k, self.size)
         t0 = time.perf_counter()
         embedded = self.encoder.embed(query)
@@ -133,12 +133,20 @@ class SearchEngine:
 
 
 def check_query(query: str) -> str:
-    """The query stripped; a clear error for an empty or over-long one."""
-    stripped = query.strip()
-    if not stripped:
-        raise VidretError("the query is empty: describe the video you are looking for")
-    if len(stripped) > MAX_QUERY_CHARS:
+    """The query cleaned of invisible characters; a clear error for one with nothing to
+    search for (empty, only spaces, control or zero-width characters, emoji, NUL) or an
+    over-long one."""
+    visible = "".join(c for c in query if unicodedata.category(c)[0] != "C")
+    cleaned = " ".join(visible.split())
+    if not any(unicodedata.category(c)[0] in "LN" for c in cleaned):
         raise VidretError(
-            f"the query is {len(stripped)} characters long; at most {MAX_QUERY_CHARS}"
+            "the query is empty (no letters or digits): describe the video you are looking for"
         )
-    return stripped
+    if len(cleaned) > MAX_QUERY_CHARS:
+        raise VidretError(f"the query is {len(cleaned)} characters long; at most {MAX_QUERY_CHARS}")
+    return cleaned
+
+
+def check_k(k: int) -> None:
+    if not 1 <= k <= MAX_K:
+        raise VidretError(f"-k {k}: ask for between 1 and {MAX_K} results")

@@ -34,8 +34,7 @@ def build_faiss_index(
     """An index holding `vectors` (row i gets id i), and the parameters it was built with."""
     import faiss
 
-    if kind not in INDEX_KINDS:
-        raise VidretError(f"index kind {kind!r}: choose one of {', '.join(INDEX_KINDS)}")
+    check_index_kind(kind)
     vectors = np.ascontiguousarray(vectors, np.float32)
     n, dim = vectors.shape
     p = {**DEFAULT_PARAMS[kind], **(params or {})}
@@ -57,6 +56,11 @@ def build_faiss_index(
     index.add(vectors)
     set_search_params(index, kind, p)
     return index, p
+
+
+def check_index_kind(kind: str) -> None:
+    if kind not in INDEX_KINDS:
+        raise VidretError(f"--kind {kind!r}: choose one of {', '.join(INDEX_KINDS)}")
 
 
 def set_search_params(index: Any, kind: str, params: dict[str, int]) -> None:

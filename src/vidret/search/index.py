@@ -3,7 +3,8 @@ and which model made them (so a query is embedded by the same caption encoder).
 
 ```
 INDEX_DIR/
-  index.json     format, model reference (run folder, checkpoint hash), kind, parameters
+  index.json     format, model reference (run folder, checkpoint hash), kind, parameters,
+                 and the two folders the server may read files from (`files`)
   index.faiss    FAISS index over the flattened, weighted per-expert video vectors
   videos.jsonl   one line per indexed video (row i = FAISS id i), with absolute paths
   experts.npy    only for multi-expert models: [N, E, d] vectors and [N, E] presence,
@@ -21,19 +22,23 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from vidret.data.dataset import VideoDataset
-from vidret.errors import VidretError
+from vidret.data.file_refs import video_folder
+from vidret.data.validate import nonfinite_problems
+from vidret.errors import DatasetError, VidretError
 from vidret.io import atomic_directory, write_json_atomic, write_jsonl_atomic
+from vidret.locking import folder_lock
 from vidret.models.types import Embeddings
-from vidret.search.faiss_index import build_faiss_index, set_search_params
+from vidret.progress import progress_bar
+from vidret.search.faiss_index import build_faiss_index, check_index_kind, set_search_params
 from vidret.train.data import dataset_video_batch
 from vidret.train.run import BEST, load_trained_model
 from vidret.version import code_version
@@ -42,7 +47,8 @@ INDEX_INFO = "index.json"
 FAISS_FILE = "index.faiss"
 VIDEOS_FILE = "videos.jsonl"
 EXPERTS_FILE = "experts.npz"
-FORMAT = 1
+# 2: index.json names the folders files are served from (`files`); 1 did not
+FORMAT = 2
 
 
 def checkpoint_digest(path: Path) -> str:
@@ -72,18 +78,34 @@ class VideoIndex:
         import faiss
 
         path = folder / INDEX_INFO
-        if not path.exists():
+        if not path.is_file():
             raise VidretError(
                 f"{folder}: not an index folder (no {INDEX_INFO}); build one with "
                 "`vidret index --run RUN --data DATASET --out DIR`"
             )
-        info = json.loads(path.read_text())
-        if info.get("format") != FORMAT:
-            raise VidretError(f"{path}: index format {info.get('format')}, expected {FORMAT}")
-        index = faiss.read_index(str(folder / FAISS_FILE))
+        rebuild = "rebuild the index with `vidret index ... --overwrite`"
+        try:
+            info = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise VidretError(f"{path}: damaged ({e}); {rebuild}") from None
+        if not isinstance(info, dict) or info.get("format") != FORMAT:
+            found = info.get("format") if isinstance(info, dict) else None
+            raise VidretError(
+                f"{path}: index format {found}, this vidret reads {FORMAT}; {rebuild}"
+            )
+        if not (folder / FAISS_FILE).is_file():
+            raise VidretError(f"{folder / FAISS_FILE}: missing; {rebuild}")
+        try:
+            index = faiss.read_index(str(folder / FAISS_FILE))
+        except RuntimeError as e:
+            reason = str(e).strip().splitlines()[-1] if str(e).strip() else "unreadable"
+            raise VidretError(f"{folder / FAISS_FILE}: damaged ({reason}); {rebuild}") from None
         set_search_params(index, info["kind"], info["params"])
-        lines = (folder / VIDEOS_FILE).read_text(encoding="utf-8").splitlines()
-        videos = [json.loads(line) for line in lines if line.strip()]
+        try:
+            lines = (folder / VIDEOS_FILE).read_text(encoding="utf-8").splitlines()
+            videos = [json.loads(line) for line in lines if line.strip()]
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise VidretError(f"{folder / VIDEOS_FILE}: unreadable ({e}); {rebuild}") from None
         if len(videos) != index.ntotal:
             raise VidretError(
                 f"{folder}: {VIDEOS_FILE} has {len(videos)} videos, the FAISS index "
@@ -91,8 +113,12 @@ class VideoIndex:
             )
         experts = None
         if (folder / EXPERTS_FILE).exists():
-            with np.load(folder / EXPERTS_FILE) as z:
-                experts = Embeddings(torch.from_numpy(z["vectors"]), torch.from_numpy(z["weights"]))
+            try:
+                with np.load(folder / EXPERTS_FILE, allow_pickle=False) as z:
+                    vectors, weights = z["vectors"], z["weights"]
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+                raise VidretError(f"{folder / EXPERTS_FILE}: damaged ({e}); {rebuild}") from None
+            experts = Embeddings(torch.from_numpy(vectors), torch.from_numpy(weights))
         return cls(folder, info, index, videos, experts)
 
     @property
@@ -111,8 +137,28 @@ def build_index(
     progress: bool = True,
 ) -> VideoIndex:
     """Embed every video of `data_dir` with the run's best checkpoint and write `out`."""
-    _, model, model_info = load_trained_model(run_dir)
-    dataset = VideoDataset.open(data_dir)
+    check_index_kind(kind)  # every argument is checked before the videos are embedded
+    if out.exists() and not out.is_dir():
+        raise VidretError(f"--out {out}: a file, not a folder")
+    if out.exists() and not overwrite:
+        raise VidretError(f"--out {out} already exists; pass --overwrite to replace it")
+    with folder_lock(out, what="builds an index in"):
+        return _build_index(run_dir, data_dir, out, kind, params, batch, overwrite, progress)
+
+
+def _build_index(
+    run_dir: Path,
+    data_dir: Path,
+    out: Path,
+    kind: str,
+    params: dict[str, int] | None,
+    batch: int,
+    overwrite: bool,
+    progress: bool,
+) -> VideoIndex:
+    cfg, model, model_info = load_trained_model(run_dir)
+    torch.set_num_threads(cfg.train.threads)
+    dataset = VideoDataset.open(data_dir)  # refuses file references outside the data
     signature = model_info["signature"]
     experts = list(signature["experts"])
     for name, dim in signature["experts"].items():
@@ -127,18 +173,23 @@ def build_index(
                 f"expects {dim}-d features"
             )
 
+    bad = [p for e in experts for p in nonfinite_problems(dataset.experts[e], dataset)]
+    if bad:
+        raise DatasetError(data_dir, bad)
+
     parts: list[Embeddings] = []
     rows = np.arange(dataset.num_videos)
     with torch.inference_mode():
-        for start in tqdm(
-            range(0, len(rows), batch), desc="embedding videos", unit="batch", disable=not progress
+        for start in progress_bar(
+            range(0, len(rows), batch), enabled=progress, desc="embedding videos", unit="batch"
         ):
             video = dataset_video_batch(dataset, experts, rows[start : start + batch])
             parts.append(model.embed_video(video))
     embeddings = Embeddings(
         torch.cat([p.vectors for p in parts]), torch.cat([p.weights for p in parts])
     )
-    videos = [_public_metadata(v, data_dir.resolve()) for v in dataset.videos]
+    root = data_dir.resolve()
+    videos = [_public_metadata(v, root) for v in dataset.videos]
     return write_index(
         out,
         embeddings,
@@ -146,7 +197,11 @@ def build_index(
         model_reference(run_dir, experts, model_info["text_model"]),
         kind,
         params,
-        dataset=str(data_dir.resolve()),
+        dataset=str(root),
+        files={
+            "videos": str(video_folder(root, dataset.metadata)),
+            "thumbnails": str(root),
+        },
         overwrite=overwrite,
     )
 
@@ -171,9 +226,13 @@ def write_index(
     kind: str = "flat",
     params: dict[str, int] | None = None,
     dataset: str | None = None,
+    files: dict[str, str] | None = None,
     overwrite: bool = False,
 ) -> VideoIndex:
-    """Write an index folder (atomically) for these video embeddings and metadata."""
+    """Write an index folder (atomically) for these video embeddings and metadata.
+
+    `files` names the folders the server may read from: `videos` (video files) and
+    `thumbnails` (the dataset folder); without it no file of the index is served."""
     import faiss
 
     index, used = build_faiss_index(flatten(embeddings), kind, params)
@@ -185,6 +244,7 @@ def write_index(
         "dim": int(index.d),
         "model": model,
         "dataset": dataset,
+        "files": files or {},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "code_version": code_version(),
     }

@@ -6,7 +6,13 @@ GET /videos/{id}             a video's metadata
 GET /videos/{id}/file        the video file, for playback (when the index points at one)
 GET /videos/{id}/thumbnail   the frame saved at extraction
 GET /health                  liveness and what is loaded
-GET /docs, /openapi.json     the OpenAPI description
+GET /docs, /openapi.json     the OpenAPI description (Swagger UI served from the package,
+                             so it works offline)
+
+Files are read only from the two folders the index records (`index.json` `files`): video
+files from the dataset's video folder, thumbnails from the dataset folder, each resolved
+(symlinks followed) and of a video or image type (see `vidret.data.file_refs`). Responses
+name files relative to those folders, never by their absolute path on the server.
 """
 
 from __future__ import annotations
@@ -18,9 +24,11 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 
 from vidret import __version__
+from vidret.data.file_refs import UnsafeReferenceError, safe_url, thumbnail_file, video_file
 from vidret.errors import VidretError
 from vidret.search.engine import MAX_QUERY_CHARS, SearchEngine
 
@@ -57,7 +65,8 @@ class Health(BaseModel):
 def create_app(index_dir: Path, engine: SearchEngine | None = None) -> FastAPI:
     engine = engine or SearchEngine(index_dir)
     by_id = {v["video_id"]: v for v in engine.index.videos}
-    app = FastAPI(
+    roots = engine.index.info.get("files") or {}
+    app = FastAPIOffline(
         title="vidret search",
         version=__version__,
         description="Text-to-video search over an index built by `vidret index`.",
@@ -79,7 +88,7 @@ def create_app(index_dir: Path, engine: SearchEngine | None = None) -> FastAPI:
             status="ok",
             videos=engine.size,
             index_kind=engine.index.info["kind"],
-            model_run=engine.index.info["model"]["run"],
+            model_run=Path(engine.index.info["model"]["run"]).name,
             version=__version__,
         )
 
@@ -98,7 +107,9 @@ def create_app(index_dir: Path, engine: SearchEngine | None = None) -> FastAPI:
             encode_ms=round(result.encode_ms, 3),
             search_ms=round(result.search_ms, 3),
             results=[
-                VideoResult(rank=h.rank, score=h.score, **_links(h.video), metadata=h.video)
+                VideoResult(
+                    rank=h.rank, score=h.score, **_links(h.video, roots), metadata=_public(h.video)
+                )
                 for h in result.hits
             ],
         )
@@ -106,15 +117,15 @@ def create_app(index_dir: Path, engine: SearchEngine | None = None) -> FastAPI:
     @app.get("/videos/{video_id}")
     def video(video_id: str) -> dict[str, Any]:
         meta = _video(by_id, video_id)
-        return {**_links(meta), "metadata": meta}
+        return {**_links(meta, roots), "metadata": _public(meta)}
 
     @app.get("/videos/{video_id}/file")
     def video_file(video_id: str) -> FileResponse:
-        return FileResponse(_local_file(_video(by_id, video_id), "path", "video file"))
+        return FileResponse(_local_file(_video(by_id, video_id), roots, "path"))
 
     @app.get("/videos/{video_id}/thumbnail")
     def thumbnail(video_id: str) -> FileResponse:
-        return FileResponse(_local_file(_video(by_id, video_id), "thumbnail", "thumbnail"))
+        return FileResponse(_local_file(_video(by_id, video_id), roots, "thumbnail"))
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
@@ -135,21 +146,55 @@ def _video(by_id: dict[str, dict[str, Any]], video_id: str) -> dict[str, Any]:
     return meta
 
 
-def _links(meta: dict[str, Any]) -> dict[str, Any]:
+def _links(meta: dict[str, Any], roots: dict[str, str]) -> dict[str, Any]:
     vid = meta["video_id"]
-    has = lambda key: isinstance(meta.get(key), str) and Path(meta[key]).is_file()  # noqa: E731
+    url = meta.get("url") if safe_url(meta.get("url")) else None
     return {
         "video_id": vid,
         "duration": meta.get("duration"),
-        "thumbnail_url": f"/videos/{vid}/thumbnail" if has("thumbnail") else None,
-        "video_url": f"/videos/{vid}/file" if has("path") else meta.get("url"),
+        "thumbnail_url": (
+            f"/videos/{vid}/thumbnail" if _served_file(meta, roots, "thumbnail") else None
+        ),
+        "video_url": f"/videos/{vid}/file" if _served_file(meta, roots, "path") else url,
     }
 
 
-def _local_file(meta: dict[str, Any], key: str, what: str) -> Path:
-    value = meta.get(key)
-    if not isinstance(value, str) or not Path(value).is_file():
+def _public(meta: dict[str, Any]) -> dict[str, Any]:
+    """Metadata fit to send: no absolute server paths (`file` names the video relative to
+    its folder), and a source `url` only when it is an http(s) address."""
+    public = {k: v for k, v in meta.items() if k not in ("path", "thumbnail")}
+    if "url" in public and not safe_url(public["url"]):
+        del public["url"]
+    return public
+
+
+# key in the metadata -> (folder of index.json's `files` it must be in, file check)
+_SERVED = {"path": ("videos", video_file), "thumbnail": ("thumbnails", thumbnail_file)}
+
+
+def _served_file(meta: dict[str, Any], roots: dict[str, str], key: str) -> Path | None:
+    """The existing file `meta[key]` names, if it is inside its allowed folder."""
+    folder, check = _SERVED[key]
+    if key not in meta or folder not in roots:
+        return None
+    value = meta[key]
+    if key == "thumbnail" and isinstance(value, str):
+        # The index stores thumbnails absolute (it may move); check them as relative.
+        root = Path(roots[folder]).resolve()
+        if Path(value).is_absolute() and Path(value).resolve().is_relative_to(root):
+            value = str(Path(value).resolve().relative_to(root))
+    try:
+        path = check(value, Path(roots[folder]))
+    except UnsafeReferenceError:
+        return None
+    return path if path.is_file() else None
+
+
+def _local_file(meta: dict[str, Any], roots: dict[str, str], key: str) -> Path:
+    path = _served_file(meta, roots, key)
+    if path is None:
+        what = "video file" if key == "path" else "thumbnail"
         raise HTTPException(
             status_code=404, detail=f"video '{meta['video_id']}' has no local {what}"
         )
-    return Path(value)
+    return path

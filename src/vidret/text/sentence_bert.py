@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from vidret.errors import VidretError
+from vidret.progress import progress_bar
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 
@@ -80,7 +80,9 @@ def encode_texts(
     order = np.argsort([len(t) for t in texts], kind="stable")
     batches = range(0, len(texts), batch_size)
     with torch.inference_mode():
-        for start in tqdm(batches, desc="encoding captions", unit="batch", disable=not progress):
+        for start in progress_bar(
+            batches, enabled=progress, desc="encoding captions", unit="batch"
+        ):
             idx = order[start : start + batch_size]
             features = model.preprocess([texts[i] for i in idx])
             out = model(features)

@@ -11,7 +11,8 @@ import torch
 from vidret.config import RunConfig
 from vidret.data.dataset import VideoDataset
 from vidret.data.splits import resolve_split
-from vidret.errors import VidretError
+from vidret.data.validate import nonfinite_problems
+from vidret.errors import DatasetError, VidretError
 from vidret.models.base import ModelSignature
 from vidret.models.types import TextBatch, VideoBatch
 from vidret.text.cache import TextFeatureCache
@@ -64,6 +65,10 @@ def prepare_data(
         raise VidretError(
             f"{root}: no expert(s) {unknown}; this folder has {sorted(dataset.experts)}"
         )
+    # NaN/Inf features would train for an epoch and then fail far from the cause.
+    bad = [p for e in wanted for p in nonfinite_problems(dataset.experts[e], dataset)]
+    if bad:
+        raise DatasetError(root, bad)
     parts = resolve_split(
         root,
         dataset.video_ids,

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from vidret.config import RunConfig
+from vidret.config import RunConfig, parse_config
 from vidret.errors import VidretError
 from vidret.io import atomic_open, write_json_atomic
 from vidret.models.base import ModelSignature
@@ -49,11 +49,28 @@ def read_run_config(run_dir: Path) -> RunConfig:
         raise VidretError(
             f"{run_dir}: not a run folder (no {CONFIG}); train one with `vidret train --out DIR`"
         )
-    return RunConfig.model_validate(yaml.safe_load(path.read_text()))
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as e:
+        raise VidretError(
+            f"{path}: unreadable run config ({e}); the run folder is damaged"
+        ) from None
+    return parse_config(raw, str(path))
 
 
 def read_model_info(run_dir: Path) -> dict[str, Any]:
-    return json.loads((run_dir / MODEL_INFO).read_text())
+    path = run_dir / MODEL_INFO
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise VidretError(
+            f"{path}: missing; the run never started training (train it again)"
+        ) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise VidretError(f"{path}: unreadable ({e}); the run folder is damaged") from None
+    if not isinstance(info, dict) or "signature" not in info:
+        raise VidretError(f"{path}: not a vidret model description (no 'signature')")
+    return info
 
 
 def load_trained_model(

@@ -2,11 +2,15 @@
 
 Batches come from `(seed, epoch)` and RNG states are saved at each epoch's end, so a
 killed run resumed from its last checkpoint ends with the same weights and metrics as
-one that was never interrupted (on the same machine and thread count).
+one that was never interrupted, whenever it was killed (an early stop is saved with the
+state, so a run killed during its final test does not train on after resuming). The
+thread count is `train.threads`, part of the config, so a config gives the same numbers
+on any machine of the same CPU family. One process writes a run folder at a time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import time
@@ -16,14 +20,15 @@ from typing import Any
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from vidret.config import RunConfig
 from vidret.errors import VidretError
 from vidret.eval.evaluate import evaluate
 from vidret.io import write_json_atomic
+from vidret.locking import folder_lock, remove_stale_temporaries
 from vidret.losses.registry import build_objective
 from vidret.models.retrieval import build_model
+from vidret.progress import note, progress_bar
 from vidret.train import run as run_files
 from vidret.train.checkpoint import (
     load_checkpoint,
@@ -60,10 +65,30 @@ def train(
 ) -> dict[str, Any]:
     """Train (or resume) a run; returns the best validation and the test metrics."""
     group = init_process_group()
+    run_dir = Path(run_dir)
     try:
-        return _Trainer(cfg, Path(run_dir), Path(data_root), group, progress).fit(resume)
+        with folder_lock(run_dir) if group.is_main else contextlib.nullcontext():
+            if group.is_main:
+                _check_run_folder(run_dir, resume)
+            return _Trainer(cfg, run_dir, Path(data_root), group, progress).fit(resume)
     finally:
         destroy_process_group(group)
+
+
+def _check_run_folder(run_dir: Path, resume: bool) -> None:
+    """Under the folder's lock: a new run needs a free folder, a resumed one its state."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise VidretError(f"{run_dir}: a file, not a folder; choose another --out")
+    if resume and not (run_dir / run_files.LAST).exists():
+        raise VidretError(
+            f"{run_dir}: nothing to resume (no {run_files.LAST}); start it without --resume"
+        )
+    if not resume and (run_dir / "checkpoints").exists():
+        raise VidretError(
+            f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
+        )
+    # Temporaries of atomic writes interrupted by a kill; no live writer owns them now.
+    remove_stale_temporaries(run_dir, inside=("checkpoints",))
 
 
 class _Trainer:
@@ -72,8 +97,7 @@ class _Trainer:
     ):
         self.cfg, self.run_dir, self.group = cfg, run_dir, group
         self.progress = progress and group.is_main
-        if cfg.train.threads:
-            torch.set_num_threads(cfg.train.threads)
+        torch.set_num_threads(cfg.train.threads)
         # Rank 0 fills the caches; the others then read them instead of recomputing.
         if not group.is_main:
             group.barrier()
@@ -150,7 +174,9 @@ class _Trainer:
         )
         net = DistributedDataParallel(model) if group.distributed else model
 
-        for epoch in range(state["epoch"], cfg.train.epochs):
+        # A run that stopped early and was killed before its test has nothing left to train.
+        first = cfg.train.epochs if state.get("stopped") else state["epoch"]
+        for epoch in range(first, cfg.train.epochs):
             started = time.perf_counter()
             train_terms = self._train_epoch(
                 net, objective, optimizer, scheduler, params, sampler, epoch
@@ -168,6 +194,7 @@ class _Trainer:
                     model, objective, optimizer, scheduler, state, record
                 )
                 logger.log_epoch(record)
+                self._say_epoch(record, state, stop)
             if group.broadcast(stop):
                 break
 
@@ -183,11 +210,11 @@ class _Trainer:
         net.train()
         batches = sampler.epoch(epoch)
         sums: dict[str, float] = defaultdict(float)
-        bar = tqdm(
+        bar = progress_bar(
             batches,
+            enabled=self.progress,
             desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
             unit="step",
-            disable=not self.progress,
             leave=False,
         )
         for step, (video_rows, caption_rows) in enumerate(bar):
@@ -202,6 +229,12 @@ class _Trainer:
                 epoch + step / len(batches),
                 self.group,
             )
+            if not math.isfinite(out.terms["loss"]):
+                raise VidretError(
+                    f"the loss became {out.terms['loss']} at epoch {epoch + 1}, step {step + 1}: "
+                    f"training diverged; lower train.lr (now {cfg.train.lr}) or keep "
+                    f"train.grad_clip set (now {cfg.train.grad_clip})"
+                )
             optimizer.zero_grad(set_to_none=True)
             (out.total * backward_scale(self.group)).backward()
             unscale_objective_grads(objective, self.group)
@@ -251,6 +284,7 @@ class _Trainer:
         else:
             state["stale"] += 1
         record["best_epoch"] = state["best_epoch"]
+        state["stopped"] = cfg.train.patience is not None and state["stale"] >= cfg.train.patience
         save_checkpoint(
             self.run_dir / run_files.LAST,
             {
@@ -263,7 +297,26 @@ class _Trainer:
                 "config": cfg.model_dump(),
             },
         )
-        return cfg.train.patience is not None and state["stale"] >= cfg.train.patience
+        return state["stopped"]
+
+    def _say_epoch(self, record: dict[str, Any], state: dict[str, Any], stop: bool) -> None:
+        """One line per epoch (a log file gets these instead of progress bars)."""
+        cfg = self.cfg
+        line = f"epoch {record['epoch']}/{cfg.train.epochs}  loss {record['train']['loss']:.4f}"
+        if "val" in record:
+            value = metric_value(record["val"], cfg.train.val_metric)
+            best = abs(state["best"])  # metric_value negates lower-is-better metrics
+            line += (
+                f"  val {cfg.train.val_metric} {abs(value):.2f}"
+                f"  (best {best:.2f} at epoch {state['best_epoch']})"
+            )
+        note(line + f"  {record['epoch_time_s']:.1f} s")
+        if stop:
+            note(
+                f"stopping early: validation {cfg.train.val_metric} has not improved for "
+                f"{state['stale']} epochs (train.patience={cfg.train.patience}); "
+                f"testing the best epoch, {state['best_epoch']}"
+            )
 
     def _final_test(self, model, state) -> dict[str, Any]:
         best = load_checkpoint(self.run_dir / run_files.BEST)

@@ -11,31 +11,48 @@ from pathlib import Path
 
 import numpy as np
 
-VIDEO_EXTENSIONS = frozenset(
-    {".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".mpg", ".mpeg", ".wmv", ".flv", ".ogv"}
-)
+from vidret.data.format import VIDEO_EXTENSIONS
+from vidret.errors import VidretError
 
 
 class UnreadableVideoError(Exception):
     """A file that is not a decodable video (corrupt, empty, no video stream, no frames)."""
 
 
+# Most frames taken from one video: decoded frames are held until embedded (150 kB each
+# at 224 x 224), so this bounds extraction's memory whatever the options ask.
+MAX_FRAMES = 1024
+
+
 @dataclass(frozen=True)
 class Sampling:
     """Which frames to take: `frames` evenly spaced, or `fps` per second (at most
-    `max_frames`, thinned evenly for long videos)."""
+    `max_frames`, thinned evenly for long videos). Never more than the video has."""
 
     frames: int | None = 16
     fps: float | None = None
     max_frames: int = 64
 
-    def times(self, duration: float) -> np.ndarray:
-        """Timestamps (seconds) at the middle of equal slices of the video."""
+    def __post_init__(self) -> None:
+        if self.fps is not None and not (0 < self.fps <= 1000):
+            raise VidretError(f"--fps {self.fps}: give a rate above 0 and at most 1000")
+        for option, value in (("--frames", self.frames), ("--max-frames", self.max_frames)):
+            if value is not None and not 1 <= value <= MAX_FRAMES:
+                raise VidretError(
+                    f"{option} {value}: give between 1 and {MAX_FRAMES} frames per video "
+                    "(for long videos, --fps F with --max-frames bounds what is kept)"
+                )
+
+    def times(self, duration: float, available: int | None = None) -> np.ndarray:
+        """Timestamps (seconds) at the middle of equal slices of the video; at most
+        `available` of them (the video's frame count, when known): no frame twice."""
         if self.fps is not None:
             count = max(1, int(duration * self.fps))
             count = min(count, self.max_frames)
         else:
             count = int(self.frames or 1)
+        if available:
+            count = max(1, min(count, available))
         return (np.arange(count) + 0.5) * (duration / count)
 
     def describe(self) -> dict[str, float | int]:
@@ -72,28 +89,41 @@ def read_frames(path: Path, sampling: Sampling, size: int = 224) -> DecodedVideo
             duration = _duration(container, stream)
             if duration is None:  # no header duration: one cheap pass over the packets
                 duration = _demuxed_duration(path)
-            targets = sampling.times(duration)
+            targets = sampling.times(duration, _frame_count(stream, duration, fps))
             frames: list[np.ndarray] = []
             times: list[float] = []
             index = 0
+            last = None  # the last frame decoded, and its time
             for frame in container.decode(stream):
                 t = frame.time if frame.time is not None else index / max(fps, 1e-6)
                 index += 1
+                last = (frame, t)
                 while len(frames) < len(targets) and t >= targets[len(frames)] - 1e-6:
                     frames.append(_square_rgb(frame, size))
                     times.append(t)
                 if len(frames) == len(targets):
                     break
+            # A duration header a little longer than the stream (or a one-frame video
+            # whose only frame comes before the first target): fill with the last frame.
+            if last is not None and len(frames) < len(targets):
+                filler = _square_rgb(last[0], size)
+                frames += [filler] * (len(targets) - len(frames))
+                times += [last[1]] * (len(targets) - len(times))
             width, height = stream.codec_context.width, stream.codec_context.height
     except av.error.FFmpegError as e:
         raise UnreadableVideoError(f"cannot decode ({e})") from None
     if index == 0:
         raise UnreadableVideoError("no frames could be decoded")
-    # A duration header a little longer than the stream: repeat the last frame decoded.
-    while frames and len(frames) < len(targets):
-        frames.append(frames[-1])
-        times.append(times[-1])
     return DecodedVideo(np.stack(frames), np.asarray(times), duration, fps, width, height)
+
+
+def _frame_count(stream, duration: float, fps: float) -> int | None:
+    """Frames in the stream: the header's count, else duration x rate; None if unknown."""
+    if stream.frames and stream.frames > 0:
+        return int(stream.frames)
+    if fps > 0 and duration > 0:
+        return max(1, round(duration * fps))
+    return None
 
 
 def _duration(container, stream) -> float | None:

@@ -23,12 +23,13 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from vidret.data.format import CAPTIONS_FILE, METADATA_FILE, VIDEOS_FILE, lengths_file
 from vidret.data.jsonl import read_jsonl_objects
 from vidret.errors import Problem, VidretError
 from vidret.io import atomic_directory, write_json_atomic, write_jsonl_atomic
+from vidret.locking import folder_lock, remove_stale_temporaries
+from vidret.progress import note, on_terminal, progress_bar
 from vidret.video.decode import (
     DecodedVideo,
     Sampling,
@@ -78,6 +79,28 @@ def extract_dataset(
     video_dir = video_dir.resolve()
     if not video_dir.is_dir():
         raise VidretError(f"{video_dir}: not a folder; give the folder that holds your videos")
+    if out.exists() and not out.is_dir():
+        raise VidretError(f"--out {out}: a file, not a folder; choose a folder to write")
+    if video_dir.is_relative_to(out.resolve()):
+        raise VidretError(
+            f"--out {out}: holds the video folder {video_dir}, and the dataset folder is "
+            "replaced whole; write the dataset elsewhere"
+        )
+    with folder_lock(out, what="extracts into"):
+        # No live writer of `out` now: what killed extractions left beside it can go.
+        remove_stale_temporaries(out)
+        return _extract(video_dir, out, sampling, captions_file, encoder, commit_every, progress)
+
+
+def _extract(
+    video_dir: Path,
+    out: Path,
+    sampling: Sampling,
+    captions_file: Path | None,
+    encoder: Any | None,
+    commit_every: int,
+    progress: bool,
+) -> ExtractReport:
     files = find_videos(video_dir)
     if not files:
         raise VidretError(f"{video_dir}: no video files (looked for .mp4, .webm, .mkv, .avi, ...)")
@@ -92,6 +115,10 @@ def extract_dataset(
     present: set[str] = set()
     for path in files:
         rel = path.relative_to(video_dir).as_posix()
+        if not path.resolve().is_relative_to(video_dir):
+            # The server reads files only inside the video folder (vidret.data.file_refs).
+            report.skipped.append((rel, f"a link to {path.resolve()}, outside {video_dir}"))
+            continue
         present.add(rel)
         old = existing.get(rel)
         stat = path.stat()
@@ -108,9 +135,12 @@ def extract_dataset(
     thumbs = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".thumbs", dir=out.parent))
     try:
         start = time.perf_counter()
-        bar = tqdm(total=len(todo), desc="extracting", unit="video", disable=not progress)
+        bar = progress_bar(total=len(todo), enabled=progress, desc="extracting", unit="video")
         pending = 0
-        for path, decoded in _decode_ahead(todo, sampling, encoder.size):
+        # Decoded videos wait in memory for the frame model: about 256 frames of them.
+        per_video = sampling.frames or sampling.max_frames
+        ahead = max(1, min(4, 256 // per_video))
+        for path, decoded in _decode_ahead(todo, sampling, encoder.size, ahead):
             rel = path.relative_to(video_dir).as_posix()
             bar.update(1)
             if isinstance(decoded, UnreadableVideoError):
@@ -131,6 +161,8 @@ def extract_dataset(
             if pending >= commit_every:
                 _write_dataset(out, video_dir, rows, captions, settings, encoder, report)
                 pending = 0
+                if not on_terminal():  # a log file gets a line per save, not a bar
+                    note(f"{out}: saved {len(rows)} videos ({bar.n}/{len(todo)} files read)")
         bar.close()
         report.seconds = time.perf_counter() - start
         if not rows:
@@ -154,6 +186,8 @@ def _decode_ahead(
             return e
         except OSError as e:
             return UnreadableVideoError(f"cannot read ({e.strerror or e})")
+        except Exception as e:  # one odd file must not end the extraction of the rest
+            return UnreadableVideoError(f"cannot decode ({type(e).__name__}: {e})")
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         queue: deque[tuple[Path, Future]] = deque()
@@ -220,8 +254,11 @@ def _read_existing(out: Path, settings: dict[str, Any]) -> dict[str, _Video]:
     if not out.exists():
         return {}
     meta_path = out / METADATA_FILE
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    if "extraction" not in meta:
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise VidretError(f"{meta_path}: unreadable ({e}); choose a new --out folder") from None
+    if not isinstance(meta, dict) or "extraction" not in meta:
         raise VidretError(
             f"{out} exists and was not written by `vidret extract`; choose a new --out folder"
         )

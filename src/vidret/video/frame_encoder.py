@@ -71,6 +71,9 @@ def preprocess(frames: np.ndarray) -> np.ndarray:
     return (x - _MEAN) / _STD
 
 
+ENCODE_CHUNK = 32  # frames per forward pass
+
+
 class EfficientNetLite0:
     """`encode(frames)`: uint8 `[N, 224, 224, 3]` RGB frames -> float32 `[N, 1280]`."""
 
@@ -97,6 +100,16 @@ class EfficientNetLite0:
             raise VidretError(f"frame encoder backend {backend!r}: choose 'onnx' or 'torch'")
 
     def encode(self, frames: np.ndarray) -> np.ndarray:
+        """`[N, H, W, 3]` uint8 frames -> `[N, dim]` features, in chunks: the network's
+        activations grow with the batch, so memory stays bounded whatever N is."""
+        return np.concatenate(
+            [
+                self._encode(frames[i : i + ENCODE_CHUNK])
+                for i in range(0, len(frames), ENCODE_CHUNK)
+            ]
+        )
+
+    def _encode(self, frames: np.ndarray) -> np.ndarray:
         x = preprocess(frames)
         if self.backend == "onnx":
             return self._session.run(None, {"images": x})[0]

@@ -48,8 +48,14 @@ function play(hit) {
     return;
   }
   if (!hit.video_url.startsWith("/videos/")) {
-    // Not a local file (e.g. a dataset's source URL): open it where it lives.
-    window.open(hit.video_url, "_blank", "noopener");
+    // Not a local file (e.g. a dataset's source URL): open it where it lives, and only
+    // if it is a web address (the server sends no others; a page never runs a link).
+    const url = new URL(hit.video_url, location.href);
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      setStatus(`${hit.video_id}: not a web address`, true);
+      return;
+    }
+    window.open(url.href, "_blank", "noopener");
     return;
   }
   player.hidden = false;

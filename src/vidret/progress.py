@@ -1,0 +1,28 @@
+"""Progress bars on a terminal, plain lines in a log file.
+
+A bar redraws itself with carriage returns; written to a file (`vidret train ... > log`,
+an experiment's per-run logs) that makes megabyte-long lines. So bars are shown only
+when standard error is a terminal, and long jobs report in whole lines (`note`) instead:
+one per epoch, per finished run, per saved batch of videos.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from tqdm import tqdm
+
+
+def on_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+def progress_bar(iterable: Any = None, *, enabled: bool = True, **kwargs: Any) -> tqdm:
+    """`tqdm(...)`, disabled unless `enabled` and standard error is a terminal."""
+    return tqdm(iterable, disable=not (enabled and on_terminal()), **kwargs)
+
+
+def note(message: str) -> None:
+    """A whole line on standard output that does not tear an active bar."""
+    tqdm.write(message, file=sys.stdout)
