@@ -37,3 +37,25 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_demo_dataset(
         tmp_path_factory.mktemp("demo") / "demo", num_videos=120, captions_per_video=5, seed=0
     )
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A small dataset, a model trained on it for one epoch, its index, and a folder with
+    one real video file; made once per session, tests must not modify them."""
+    from helpers import TINY
+    from vidret.config import load_config
+    from vidret.search.index import build_index
+    from vidret.train.trainer import train
+    from vidret.video.synthetic import write_video
+
+    root = tmp_path_factory.mktemp("small-world")
+    data = make_demo_dataset(root / "data", num_videos=40, captions_per_video=3, seed=0)
+    run = root / "run"
+    cfg = load_config(REPO / "configs/meanpool-infonce.yaml", [*TINY, "train.epochs=1"])
+    train(cfg, run, data, progress=False)
+    index = root / "index"
+    build_index(run, data, index, progress=False)
+    videos = root / "videos"
+    write_video(videos / "clip.mp4", "red", seconds=1.0, size=(64, 64))
+    return {"root": root, "data": data, "run": run, "index": index, "videos": videos}

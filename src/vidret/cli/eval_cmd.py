@@ -77,7 +77,7 @@ def _load_sims(path: Path, c2v_path: Path | None) -> tuple[np.ndarray, np.ndarra
             missing = {"sims", "caption_to_video"} - set(z.files)
             if missing:
                 raise VidretError(
-                    f"{path}: an archive without the arrays {sorted(missing)} (it holds "
+                    f"{path}: missing arrays {sorted(missing)} (the archive holds "
                     f"{z.files[:5]}); save scores with np.savez(FILE, sims=..., "
                     "caption_to_video=...)"
                 )
@@ -106,7 +106,7 @@ def _load_sims(path: Path, c2v_path: Path | None) -> tuple[np.ndarray, np.ndarra
 def _load_array_file(path: Path, option: str) -> np.ndarray | np.lib.npyio.NpzFile:
     """A .npy array (memory-mapped) or an .npz archive, judged by content, never pickles."""
     if not path.is_file():
-        raise VidretError(f"{option} {path}: no such file")
+        raise VidretError(f"{path}: no such file")
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile):
@@ -162,5 +162,5 @@ def _check_split_name(root: Path, split: str, own_data: bool) -> None:
     named = sorted(p.stem for p in (root / SPLITS_DIR).glob("*.txt"))
     choices = dict.fromkeys([*(SPLIT_PARTS if own_data else ()), *named, "all"])
     raise VidretError(
-        f"--split {split}: no such split of {root}; choose one of {', '.join(choices)}"
+        f"--split: no split named '{split}' in {root}; choose one of {', '.join(choices)}"
     )

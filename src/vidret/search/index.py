@@ -35,7 +35,7 @@ from vidret.data.file_refs import video_folder
 from vidret.data.validate import nonfinite_problems
 from vidret.errors import DatasetError, VidretError
 from vidret.io import atomic_directory, write_json_atomic, write_jsonl_atomic
-from vidret.locking import folder_lock
+from vidret.locking import folder_lock, remove_stale_temporaries
 from vidret.models.types import Embeddings
 from vidret.progress import progress_bar
 from vidret.search.faiss_index import build_faiss_index, check_index_kind, set_search_params
@@ -143,6 +143,7 @@ def build_index(
     if out.exists() and not overwrite:
         raise VidretError(f"--out {out} already exists; pass --overwrite to replace it")
     with folder_lock(out, what="builds an index in"):
+        remove_stale_temporaries(out)  # of killed builds: no live writer owns them now
         return _build_index(run_dir, data_dir, out, kind, params, batch, overwrite, progress)
 
 
