@@ -24,5 +24,7 @@ def progress_bar(iterable: Any = None, *, enabled: bool = True, **kwargs: Any) -
 
 
 def note(message: str) -> None:
-    """A whole line on standard output that does not tear an active bar."""
+    """A whole line on standard output that does not tear an active bar, flushed at once
+    (a log file's reader sees each epoch as it ends, not at exit)."""
     tqdm.write(message, file=sys.stdout)
+    sys.stdout.flush()
