@@ -653,27 +653,24 @@ def test_killed_writers_leave_nothing_behind(env: Env) -> None:
     assert (env.scratch / "index" / "index.json").exists()
 
 
-def test_index_replacement_never_leaves_the_folder_empty(env: Env) -> None:
-    """`--overwrite` swaps the new index in with one atomic exchange."""
-    import threading
-
+def test_index_replacement_never_leaves_the_folder_empty(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--overwrite` swaps the new index in with one atomic exchange: after every rename
+    the build makes, `--out` holds a complete index (two renames left it empty between)."""
     out = env.scratch / "index"
     shutil.copytree(env.index, out)
-    seen_missing = []
-    stop = threading.Event()
+    before = json.loads((out / "index.json").read_text())["created"]
+    complete_after_each_rename = []
+    real_replace = os.replace
 
-    def watch() -> None:
-        while not stop.is_set():
-            if not (out / "index.json").exists():
-                seen_missing.append(time.monotonic())
+    def replace(src: object, dst: object) -> None:
+        real_replace(src, dst)
+        complete_after_each_rename.append((out / "index.json").exists())
 
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
-        for _ in range(3):
-            build_index(env.run, env.data, out, overwrite=True, progress=False)
-    finally:
-        stop.set()
-        watcher.join()
-    assert not seen_missing
+    monkeypatch.setattr(os, "replace", replace)
+    time.sleep(1.1)  # `created` has one-second resolution
+    build_index(env.run, env.data, out, overwrite=True, progress=False)
+    assert all(complete_after_each_rename)
+    assert json.loads((out / "index.json").read_text())["created"] != before
     assert not list(env.scratch.glob(".index.*"))
