@@ -171,3 +171,18 @@ def test_killing_an_experiment_kills_its_trainings(tmp_path: Path, demo_dir: Pat
     )
     assert done.returncode == 0, done.stderr
     assert len(_epochs(run)) == 25
+
+
+def test_a_run_killed_in_its_first_epoch_can_be_started_again(
+    tmp_path: Path, demo_dir: Path
+) -> None:
+    """Killed after best.pt but before the first last.pt, a run has nothing to resume; it
+    must not be refused as "already holds a run" either (the experiment runner starts
+    it again)."""
+    args = ["train", "--data", str(demo_dir), *_sets([*TINY, "train.epochs=1"])]
+    run = tmp_path / "run"
+    _vidret([*args, "--out", str(run)])
+    (run / "checkpoints" / "last.pt").unlink()
+    (run / "test_metrics.json").unlink()
+    _vidret([*args, "--out", str(run)])
+    assert len(_epochs(run)) == 1 and (run / "test_metrics.json").exists()

@@ -83,7 +83,8 @@ def _check_run_folder(run_dir: Path, resume: bool) -> None:
         raise VidretError(
             f"{run_dir}: nothing to resume (no {run_files.LAST}); start it without --resume"
         )
-    if not resume and (run_dir / "checkpoints").exists():
+    # Without last.pt a run was killed in its first epoch: nothing in it to keep.
+    if not resume and (run_dir / run_files.LAST).exists():
         raise VidretError(
             f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
         )
