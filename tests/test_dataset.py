@@ -52,7 +52,7 @@ def test_tiny_loads_with_memory_mapped_features(tiny: Path) -> None:
     assert ds.experts["audio"].lengths.tolist() == [5, 2, 0]
     report = check_dataset(tiny, progress=False)
     assert report.ok, report.problems
-    assert report.summary["splits"] == {"test": 2}
+    assert report.summary["splits"] == {"test": {"videos": 2, "captions": 4}}
     assert report.summary["experts"]["audio"]["missing_videos"] == 1
 
 

@@ -65,7 +65,13 @@ def format_summary(s: dict[str, Any]) -> str:
         top = ", ".join(f"{c} {n}" for c, n in list(cats.items())[:5])
         lines.append(f"categories: {len(cats)}  (largest: {top})")
     if s.get("splits"):
-        lines.append("splits:   " + ", ".join(f"{k} ({v})" for k, v in s["splits"].items()))
+        lines.append(
+            "splits:   "
+            + ", ".join(
+                f"{k} ({v['videos']} videos, {v['captions']} captions)"
+                for k, v in s["splits"].items()
+            )
+        )
     return "\n".join(lines)
 
 

@@ -119,9 +119,9 @@ def _run_sims(run: Path, data: Path | None, split: str | None) -> tuple[np.ndarr
     """Similarities of a trained model on the chosen videos of a dataset folder."""
     import torch
 
-    from vidret.data.splits import SPLIT_PARTS, load_named_split
+    from vidret.data.splits import SPLIT_PARTS, load_named_split, scored_captions
     from vidret.eval.evaluate import similarity_matrix
-    from vidret.train.data import prepare_data
+    from vidret.train.data import chosen_caption_rows, prepare_data
     from vidret.train.run import load_trained_model
 
     cfg, model, info = load_trained_model(run)
@@ -130,9 +130,11 @@ def _run_sims(run: Path, data: Path | None, split: str | None) -> tuple[np.ndarr
     own_data = data is None
     root = Path(info["data"]) if own_data else data
     split = split or ("test" if own_data else "all")
+    captions = None  # all captions of the videos, unless the split names them
     if own_data and split in SPLIT_PARTS:
         prepared = prepare_data(cfg, root, experts=experts)
         rows = prepared.splits[split]
+        captions = prepared.scored.get(split)
     else:
         prepared = prepare_data(cfg, root, experts=experts, split="all")
         rows = prepared.splits["train"]  # 'all' puts every video in train
@@ -141,6 +143,9 @@ def _run_sims(run: Path, data: Path | None, split: str | None) -> tuple[np.ndarr
             index = prepared.dataset.video_index()
             ids = load_named_split(root, split, set(index))
             rows = np.array([index[v] for v in ids], np.int64)
+            chosen = scored_captions(root, split)
+            if any(k is not None for k in chosen.values()):
+                captions = chosen_caption_rows(prepared.dataset, chosen, root, split)
     for name, dim in info["signature"]["experts"].items():
         have = prepared.dataset.experts[name].dim
         if have != dim:
@@ -150,7 +155,7 @@ def _run_sims(run: Path, data: Path | None, split: str | None) -> tuple[np.ndarr
             )
     if len(rows) == 0:
         raise VidretError(f"{root}: split '{split}' holds no videos")
-    return similarity_matrix(model, prepared, rows, cfg.train.eval_batch)
+    return similarity_matrix(model, prepared, rows, cfg.train.eval_batch, captions=captions)
 
 
 def _check_split_name(root: Path, split: str, own_data: bool) -> None:

@@ -19,9 +19,11 @@ from vidret.data.format import (
     CAPTIONS_FILE,
     LENGTHS_SUFFIX,
     METADATA_FILE,
+    TIMES_SUFFIX,
     VIDEOS_FILE,
     expert_files,
     lengths_file,
+    times_file,
 )
 from vidret.data.jsonl import read_jsonl_objects
 from vidret.errors import DatasetError, Problem
@@ -37,6 +39,7 @@ class ExpertFeatures:
     name: str
     features: np.ndarray  # [num_videos, frames, dim], usually a read-only memmap
     lengths: np.ndarray  # int64 [num_videos]
+    times: np.ndarray | None = None  # [num_videos, frames] seconds of each frame, NaN unknown
 
     @property
     def frames(self) -> int:
@@ -240,9 +243,10 @@ def _read_experts(
                 "shape [num_videos, frames, dim]",
             )
         )
-    for orphan in sorted(root.glob(f"*{LENGTHS_SUFFIX}")):
-        if orphan.name[: -len(LENGTHS_SUFFIX)] not in files:
-            problems.append(Problem(orphan.name, "lengths file without its expert .npy"))
+    for suffix, what in ((LENGTHS_SUFFIX, "lengths"), (TIMES_SUFFIX, "times")):
+        for orphan in sorted(root.glob(f"*{suffix}")):
+            if orphan.name[: -len(suffix)] not in files:
+                problems.append(Problem(orphan.name, f"{what} file without its expert .npy"))
 
     declared = metadata.get("experts", {}) if isinstance(metadata.get("experts"), dict) else {}
     experts: dict[str, ExpertFeatures] = {}
@@ -282,8 +286,9 @@ def _read_experts(
             )
             continue
         lengths = _read_lengths(root, name, feats.shape, problems)
+        times = _read_times(root, name, feats.shape, problems)
         if lengths is not None:
-            experts[name] = ExpertFeatures(name, feats, lengths)
+            experts[name] = ExpertFeatures(name, feats, lengths, times)
     return experts
 
 
@@ -293,6 +298,27 @@ def _load_array(path: Path, problems: list[Problem]) -> np.ndarray | None:
     except (ValueError, OSError, EOFError) as e:
         problems.append(Problem(path.name, f"cannot read as a .npy array ({e})"))
         return None
+
+
+def _read_times(
+    root: Path, name: str, shape: tuple[int, ...], problems: list[Problem]
+) -> np.ndarray | None:
+    path = times_file(root, name)
+    if not path.exists():
+        return None
+    times = _load_array(path, problems)
+    if times is None:
+        return None
+    if times.shape != tuple(shape[:2]) or not np.issubdtype(times.dtype, np.floating):
+        problems.append(
+            Problem(
+                path.name,
+                f"expected a float array of shape [{shape[0]}, {shape[1]}] (seconds of each "
+                f"frame of {name}.npy), got {times.dtype} {list(times.shape)}",
+            )
+        )
+        return None
+    return times
 
 
 def _read_lengths(

@@ -10,6 +10,7 @@ METADATA_FILE = "dataset.json"
 SPLITS_DIR = "splits"
 CACHE_DIR = "cache"
 LENGTHS_SUFFIX = ".lengths.npy"
+TIMES_SUFFIX = ".times.npy"  # optional: [num_videos, frames] seconds of each frame, NaN unknown
 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".mpg", ".mpeg", ".wmv", ".flv", ".ogv"}
@@ -18,12 +19,16 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp"})
 
 
 def expert_files(root: Path) -> dict[str, Path]:
-    """Map expert name -> feature file: every `<expert>.npy` except `<expert>.lengths.npy`."""
+    """Map expert name -> feature file: every `<expert>.npy` but the lengths and times files."""
     return {
         p.name[: -len(".npy")]: p
         for p in sorted(root.glob("*.npy"))
-        if not p.name.endswith(LENGTHS_SUFFIX)
+        if not p.name.endswith((LENGTHS_SUFFIX, TIMES_SUFFIX))
     }
+
+
+def times_file(root: Path, expert: str) -> Path:
+    return root / f"{expert}{TIMES_SUFFIX}"
 
 
 def lengths_file(root: Path, expert: str) -> Path:

@@ -20,29 +20,57 @@ SPLIT_PARTS = ("train", "val", "test")
 def read_named_splits(
     root: Path, known_ids: set[str], problems: list[Problem]
 ) -> dict[str, list[str]]:
-    """Read every `splits/<name>.txt` (one video id a line), recording unknown or repeated ids."""
-    splits: dict[str, list[str]] = {}
+    """Read every `splits/<name>.txt`, recording unknown or repeated ids and bad lines.
+
+    A line is a video id, or a video id, a tab and K: then only that video's K-th caption
+    (from 0, in captions.jsonl order) is scored when the split is evaluated, as MSR-VTT
+    1k-A scores one caption per test video (`scored_captions` reads the K)."""
+    return {name: list(choice) for name, choice in _read_all(root, known_ids, problems).items()}
+
+
+def scored_captions(root: Path, name: str) -> dict[str, int | None]:
+    """`video id -> K` for `splits/<name>.txt` (None: all the video's captions are scored)."""
+    problems: list[Problem] = []
+    return _read_one(root / SPLITS_DIR / f"{name}.txt", None, problems)
+
+
+def _read_all(
+    root: Path, known_ids: set[str], problems: list[Problem]
+) -> dict[str, dict[str, int | None]]:
     folder = root / SPLITS_DIR
     if not folder.is_dir():
-        return splits
-    for path in sorted(folder.glob("*.txt")):
-        rel = f"{SPLITS_DIR}/{path.name}"
-        ids: list[str] = []
-        seen: set[str] = set()
-        with open(path, encoding="utf-8") as f:
-            for line_no, text in enumerate(f, start=1):
-                vid = text.strip()
-                if not vid:
-                    continue
-                if vid not in known_ids:
-                    problems.append(Problem(rel, f"unknown video id '{vid}'", line_no))
-                elif vid in seen:
-                    problems.append(Problem(rel, f"video id '{vid}' listed twice", line_no))
-                else:
-                    seen.add(vid)
-                    ids.append(vid)
-        splits[path.stem] = ids
-    return splits
+        return {}
+    return {p.stem: _read_one(p, known_ids, problems) for p in sorted(folder.glob("*.txt"))}
+
+
+def _read_one(
+    path: Path, known_ids: set[str] | None, problems: list[Problem]
+) -> dict[str, int | None]:
+    rel = f"{SPLITS_DIR}/{path.name}"
+    chosen: dict[str, int | None] = {}
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line_no, text in enumerate(f, start=1):
+            fields = text.strip().split("\t")
+            vid = fields[0].strip()
+            if not vid:
+                continue
+            caption: int | None = None
+            if len(fields) > 2 or (len(fields) == 2 and not fields[1].strip().isdigit()):
+                problems.append(
+                    Problem(
+                        rel, "expected a video id, optionally a tab and a caption number", line_no
+                    )
+                )
+                continue
+            if len(fields) == 2:
+                caption = int(fields[1])
+            if known_ids is not None and vid not in known_ids:
+                problems.append(Problem(rel, f"unknown video id '{vid}'", line_no))
+            elif vid in chosen:
+                problems.append(Problem(rel, f"video id '{vid}' listed twice", line_no))
+            else:
+                chosen[vid] = caption
+    return chosen
 
 
 def load_named_split(root: Path, name: str, known_ids: set[str]) -> list[str]:
@@ -55,7 +83,7 @@ def load_named_split(root: Path, name: str, known_ids: set[str]) -> list[str]:
             f"available: {', '.join(have) or 'none'}. Use 'all' or a random split instead."
         )
     problems: list[Problem] = []
-    ids = read_named_splits(root, known_ids, problems).get(name, [])
+    ids = list(_read_one(path, known_ids, problems))
     if problems:
         raise VidretError("\n".join(str(p) for p in problems))
     return ids

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from vidret.data.dataset import ExpertFeatures, VideoDataset, read_dataset
-from vidret.data.splits import read_named_splits
+from vidret.data.splits import read_named_splits, scored_captions
 from vidret.errors import Problem
 from vidret.progress import progress_bar
 
@@ -39,7 +39,26 @@ def check_dataset(root: Path | str, progress: bool = True) -> CheckReport:
     # Without videos every split line would be "unknown video": the cause is said already.
     readable = root.is_dir() and dataset.videos
     splits = read_named_splits(root, set(dataset.video_ids), problems) if readable else {}
-    return CheckReport(root, _summarize(dataset, splits), problems)
+    return CheckReport(root, _summarize(dataset, _split_sizes(root, dataset, splits)), problems)
+
+
+def _split_sizes(
+    root: Path, dataset: VideoDataset, splits: dict[str, list[str]]
+) -> dict[str, dict[str, int]]:
+    """Each named split's videos and the captions it scores (1k-A: one per video)."""
+    per_video = dataset.captions_per_video()
+    index = dataset.video_index()
+    sizes = {}
+    for name, ids in splits.items():
+        chosen = scored_captions(root, name)
+        captions = sum(
+            int(per_video[index[v]])
+            if chosen.get(v) is None
+            else int(chosen[v] < per_video[index[v]])
+            for v in ids
+        )
+        sizes[name] = {"videos": len(ids), "captions": captions}
+    return sizes
 
 
 def nonfinite_problems(
@@ -81,7 +100,7 @@ def nonfinite_problems(
     return problems
 
 
-def _summarize(dataset: VideoDataset, splits: dict[str, list[str]]) -> dict[str, Any]:
+def _summarize(dataset: VideoDataset, splits: dict[str, dict[str, int]]) -> dict[str, Any]:
     per_video = dataset.captions_per_video()
     summary: dict[str, Any] = {
         "root": str(dataset.root),
@@ -107,7 +126,7 @@ def _summarize(dataset: VideoDataset, splits: dict[str, list[str]]) -> dict[str,
             }
             for name, e in dataset.experts.items()
         },
-        "splits": {name: len(ids) for name, ids in splits.items()},
+        "splits": splits,
     }
     categories = Counter(v["category"] for v in dataset.videos if "category" in v)
     if categories:

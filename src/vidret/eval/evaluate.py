@@ -21,12 +21,13 @@ def similarity_matrix(
     video_rows: np.ndarray,
     batch: int = 512,
     device: torch.device | str = "cpu",
+    captions: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`[captions, videos]` similarities of all captions of `video_rows`, and each
-    caption's video column."""
+    """`[captions, videos]` similarities of all captions of `video_rows` (or of the caption
+    rows `captions`, e.g. a split's scored captions), and each caption's video column."""
     was_training = model.training
     model.eval()
-    caption_rows, columns = data.caption_rows(video_rows)
+    caption_rows, columns = data.caption_rows(video_rows, captions)
     videos = _cat(
         [
             model.embed_video(video_batch(data, video_rows[i : i + batch]).to(device))
@@ -47,8 +48,9 @@ def evaluate(
     video_rows: np.ndarray,
     batch: int = 512,
     device: torch.device | str = "cpu",
+    captions: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    sims, columns = similarity_matrix(model, data, video_rows, batch, device)
+    sims, columns = similarity_matrix(model, data, video_rows, batch, device, captions)
     return retrieval_metrics(sims, columns)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +10,7 @@ import torch
 
 from vidret.config import RunConfig
 from vidret.data.dataset import VideoDataset
-from vidret.data.splits import resolve_split
+from vidret.data.splits import resolve_split, scored_captions
 from vidret.data.validate import nonfinite_problems
 from vidret.errors import DatasetError, VidretError
 from vidret.models.base import ModelSignature
@@ -26,6 +26,9 @@ class PreparedData:
     text: EncodedTexts  # row k belongs to dataset.captions[k]
     text_model_path: Path
     splits: dict[str, np.ndarray]  # part -> video rows
+    # part -> the caption rows it scores, where its split file names them (MSR-VTT 1k-A:
+    # one caption per test video); a part not here scores all captions of its videos
+    scored: dict[str, np.ndarray] = field(default_factory=dict)
 
     def signature(self) -> ModelSignature:
         return ModelSignature(
@@ -34,10 +37,15 @@ class PreparedData:
             text_dim=int(self.text.sentence.shape[1]),
         )
 
-    def caption_rows(self, video_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """All captions of these videos, and each caption's column among `video_rows`."""
+    def caption_rows(
+        self, video_rows: np.ndarray, only: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """All captions of these videos (or the caption rows `only`), and each caption's
+        column among `video_rows`."""
         column = np.full(self.dataset.num_videos, -1, np.int64)
         column[video_rows] = np.arange(len(video_rows))
+        if only is not None:
+            return only, column[self.dataset.caption_video[only]]
         rows = np.flatnonzero(column[self.dataset.caption_video] >= 0)
         return rows, column[self.dataset.caption_video[rows]]
 
@@ -79,13 +87,43 @@ def prepare_data(
     )
     index = dataset.video_index()
     splits = {p: np.array([index[v] for v in ids], np.int64) for p, ids in parts.items()}
+    scored = {}
+    if (split or cfg.data.split) == "named":
+        for part in splits:
+            if part in cfg.data.names:
+                chosen = scored_captions(root, cfg.data.names[part])
+                if any(k is not None for k in chosen.values()):
+                    scored[part] = chosen_caption_rows(dataset, chosen, root, cfg.data.names[part])
 
     model_path = resolve_model_path(cfg.text.model)
     cache = TextFeatureCache.for_dataset(
         root, model_path, with_tokens=cfg.text.encoder == "tokens", max_tokens=cfg.text.max_tokens
     )
     text = cache.get(dataset.captions, progress=progress)
-    return PreparedData(dataset, wanted, text, model_path, splits)
+    return PreparedData(dataset, wanted, text, model_path, splits, scored)
+
+
+def chosen_caption_rows(
+    dataset: VideoDataset, chosen: dict[str, int | None], root: Path, name: str
+) -> np.ndarray:
+    """Caption rows a split scores: video -> K picks the video's K-th caption, None all."""
+    order = np.argsort(dataset.caption_video, kind="stable")
+    starts = np.searchsorted(dataset.caption_video[order], np.arange(dataset.num_videos + 1))
+    index = dataset.video_index()
+    rows: list[int] = []
+    for vid, k in chosen.items():
+        row = index[vid]
+        own = order[starts[row] : starts[row + 1]]
+        if k is None:
+            rows.extend(own.tolist())
+        elif k >= len(own):
+            raise VidretError(
+                f"{root}/splits/{name}.txt: video '{vid}' has {len(own)} captions, the split "
+                f"scores its caption {k} (counted from 0)"
+            )
+        else:
+            rows.append(int(own[k]))
+    return np.asarray(rows, np.int64)
 
 
 def video_batch(data: PreparedData, rows: np.ndarray) -> VideoBatch:

@@ -265,7 +265,12 @@ class _Trainer:
         if len(val_rows):
             started = time.perf_counter()
             record["val"] = evaluate(
-                model, self.data, val_rows, cfg.train.eval_batch, self.group.device
+                model,
+                self.data,
+                val_rows,
+                cfg.train.eval_batch,
+                self.group.device,
+                self.data.scored.get("val"),
             )
             record["val_time_s"] = round(time.perf_counter() - started, 3)
             value = metric_value(record["val"], cfg.train.val_metric)
@@ -330,6 +335,7 @@ class _Trainer:
                 self.data.splits["test"],
                 self.cfg.train.eval_batch,
                 self.group.device,
+                self.data.scored.get("test"),
             )
         result["epochs_run"] = state["epoch"]
         write_json_atomic(self.run_dir / run_files.TEST_METRICS, result)
