@@ -43,6 +43,15 @@ def write_release(src: Path) -> dict[str, np.ndarray]:
             pickle.dump(data, f)
     (src / "train_list_jsfusion.txt").write_text("video0\nvideo1\nvideo2\nvideo_gone\n")
     (src / "val_list_jsfusion.txt").write_text("video3\nvideo4\n")
+    # Caption-side files of a CE release, never video experts: the 1k-A caption choice
+    # (read by CE's MSRVTT loader) and per-caption word features (aggregated_text_feats).
+    with open(src / "jsfusion_val_caption_idx.pkl", "wb") as f:
+        pickle.dump({"video3": 1, "video4": 0}, f)
+    (src / "aggregated_text_feats").mkdir()
+    with open(src / "aggregated_text_feats" / "w2v_MSRVTT.pickle", "wb") as f:
+        pickle.dump(
+            {vid: [rng.standard_normal((4, 3)) for _ in caps] for vid, caps in captions.items()}, f
+        )
     return {"pooled_video0": pooled["video0"], "seq_video2": seq["video2"]}
 
 
@@ -65,7 +74,9 @@ def test_import_writes_a_valid_dataset(tmp_path: Path) -> None:
     np.testing.assert_array_equal(seq.features[row["video2"], :4], arrays["seq_video2"])
     assert ds.captions[ds.caption_video.tolist().index(row["video0"])] == "a man does0 video0"
     assert "video_gone" not in (tmp_path / "out/splits/train_list_jsfusion.txt").read_text()
-    assert report.splits == {"train_list_jsfusion": 3, "val_list_jsfusion": 2}
+    protocol = {"1k-A_train": 3, "1k-A_test": 2}
+    assert report.splits == {"train_list_jsfusion": 3, "val_list_jsfusion": 2, **protocol}
+    assert (tmp_path / "out/splits/1k-A_test.txt").read_text() == "video3\t1\nvideo4\t0\n"
 
 
 def test_activitynet_joins_captions_into_a_paragraph(tmp_path: Path) -> None:

@@ -1,6 +1,10 @@
 """`vidret data import-mmt`: convert an MMT / Collaborative-Experts feature release.
 
-Those releases hold, per expert, a pickled dict `video_id -> array` (`[dim]` for a pooled
+Two layouts are read. MMT's own (one HDF5 file per video under
+`vid_feat_files/mult_h5/`, see `vidret.data.mmt_h5`) is recognised by that folder; every
+expert is kept with its per-feature times, captions come from `raw_captions.<i>`, and the
+protocols' split lists become named splits (`vidret.data.protocols`). Otherwise pickles:
+those releases hold, per expert, a pickled dict `video_id -> array` (`[dim]` for a pooled
 feature, `[frames, dim]` for a sequence; NaN or absent where the expert is missing),
 `raw-captions*.pkl` (`video_id -> list of captions`, each a list of words or a string)
 and split lists (`*_list_*.txt`). This module finds them under SRC and writes a dataset
@@ -21,11 +25,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
-from vidret.data.format import CAPTIONS_FILE, METADATA_FILE, SPLITS_DIR, VIDEOS_FILE, lengths_file
+from vidret.data.format import (
+    CAPTIONS_FILE,
+    METADATA_FILE,
+    SPLITS_DIR,
+    VIDEOS_FILE,
+    lengths_file,
+    times_file,
+)
+from vidret.data.mmt_h5 import LISTS_DIR, is_mmt_release, read_shapes, read_video, video_files
+from vidret.data.protocols import protocol_splits
 from vidret.errors import VidretError
 from vidret.io import atomic_directory, write_json_atomic, write_jsonl_atomic
+from vidret.progress import progress_bar
 
 DATASETS = ("msrvtt", "activitynet", "lsmdc")
 _CAPTION_FILE = re.compile(r"^raw-captions.*\.(pkl|pickle)$")
@@ -88,6 +101,10 @@ def import_mmt(
         raise VidretError(f"{src} is not a folder")
     paragraphs = dataset == "activitynet" if paragraphs is None else paragraphs
     report = ImportReport()
+    if dst.exists() and not overwrite:
+        raise VidretError(f"{dst} already exists; choose another folder or pass --overwrite.")
+    if is_mmt_release(src):
+        return _import_mmt_h5(src, dst, dataset, paragraphs, max_frames, overwrite, progress)
 
     caption_files = sorted(p for p in src.rglob("*") if _CAPTION_FILE.match(p.name))
     if not caption_files:
@@ -101,7 +118,7 @@ def import_mmt(
         raise VidretError(f"{src}: no expert feature pickles found beside the captions")
 
     with atomic_directory(dst, overwrite=overwrite) as tmp:
-        for name, path in tqdm(expert_paths.items(), desc="experts", disable=not progress):
+        for name, path in progress_bar(expert_paths.items(), enabled=progress, desc="experts"):
             report.experts[name] = _write_expert(path, name, row_of, max_frames, tmp)
         write_jsonl_atomic(
             tmp / VIDEOS_FILE, ({"video_id": v, "source": dataset} for v in video_ids)
@@ -113,6 +130,10 @@ def import_mmt(
         write_jsonl_atomic(tmp / CAPTIONS_FILE, rows)
         report.videos, report.captions = len(video_ids), len(rows)
         _copy_splits(src, tmp, row_of, report)
+        lists_dir = caption_files[0].parent  # CE keeps lists beside raw-captions.pkl
+        splits, notes = protocol_splits(dataset, lists_dir, captions, load_pickle)
+        _write_protocol_splits(tmp, splits, report)
+        report.skipped += notes
         write_json_atomic(
             tmp / METADATA_FILE,
             {
@@ -165,9 +186,13 @@ def _sentence(text: str) -> str:
 
 
 def _find_experts(src: Path, caption_files: set[Path]) -> dict[str, Path]:
-    """Every other pickle is an expert, named by its file stem (plus its folder if clashing)."""
+    """Every other pickle is a video expert, named by its file stem (plus its folder if
+    clashing), except caption-side data: CE's `aggregated_text_feats/` (word features of
+    each caption) and protocol pickles such as `jsfusion_val_caption_idx.pkl`."""
     paths = sorted(
-        p for p in src.rglob("*") if p.suffix in (".pkl", ".pickle") and p not in caption_files
+        p
+        for p in src.rglob("*")
+        if p.suffix in (".pkl", ".pickle") and p not in caption_files and not _caption_side(p, src)
     )
     stems = [p.stem for p in paths]
     names = {}
@@ -238,6 +263,13 @@ def _subsample(seq: np.ndarray, max_frames: int) -> np.ndarray:
     return seq[keep]
 
 
+def _caption_side(path: Path, src: Path) -> bool:
+    rel = path.relative_to(src).parts
+    return any(part.startswith("aggregated_text_feats") for part in rel[:-1]) or (
+        "caption_idx" in path.name
+    )
+
+
 def _copy_splits(src: Path, out: Path, row_of: dict[str, int], report: ImportReport) -> None:
     for path in sorted(p for p in src.rglob("*.txt") if _SPLIT_FILE.match(p.name)):
         ids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
@@ -250,3 +282,104 @@ def _copy_splits(src: Path, out: Path, row_of: dict[str, int], report: ImportRep
             (out / SPLITS_DIR).mkdir(exist_ok=True)
             (out / SPLITS_DIR / path.name).write_text("\n".join(known) + "\n")
             report.splits[path.stem] = len(known)
+
+
+def _import_mmt_h5(
+    src: Path,
+    dst: Path,
+    dataset: str,
+    paragraphs: bool,
+    max_frames: int,
+    overwrite: bool,
+    progress: bool,
+) -> ImportReport:
+    """MMT's per-video HDF5 release: two passes, sizes first, so arrays are written in
+    place (memory-mapped) however large the release."""
+    report = ImportReport()
+    files = video_files(src)
+    captions: dict[str, list[str]] = {}
+    sizes: dict[str, list[int]] = {}  # expert -> [dim, most features kept]
+    for vid, path in progress_bar(files.items(), enabled=progress, desc="reading sizes"):
+        texts, shapes = read_shapes(path)
+        captions[vid] = [" ".join(_sentence(t) for t in texts)] if paragraphs else texts
+        for expert, (n, dim) in shapes.items():
+            have = sizes.setdefault(expert, [dim, 0])
+            if have[0] != dim:
+                raise VidretError(f"{path}: features.{expert} is {dim}-d, other videos {have[0]}-d")
+            have[1] = max(have[1], min(n, max_frames))
+    if not sizes:
+        raise VidretError(f"{src}: no video has any features.<expert>")
+    video_ids = sorted(captions)
+    lists_dir = src / LISTS_DIR if (src / LISTS_DIR).is_dir() else src
+    splits, notes = protocol_splits(dataset, lists_dir, captions, load_pickle)
+    report.skipped += notes
+
+    with atomic_directory(dst, overwrite=overwrite) as tmp:
+        arrays = {
+            e: np.lib.format.open_memmap(
+                tmp / f"{e}.npy", mode="w+", dtype=np.float32, shape=(len(video_ids), n, d)
+            )
+            for e, (d, n) in sizes.items()
+        }
+        lengths = {e: np.zeros(len(video_ids), np.int64) for e in sizes}
+        times = {e: np.full((len(video_ids), n), np.nan, np.float32) for e, (_, n) in sizes.items()}
+        for row, vid in enumerate(
+            progress_bar(video_ids, enabled=progress, desc="importing videos")
+        ):
+            video = read_video(files[vid])
+            for expert, feats in video.features.items():
+                keep = _subsample_index(len(feats), max_frames)
+                arrays[expert][row, : len(keep)] = feats[keep]
+                times[expert][row, : len(keep)] = video.times[expert][keep]
+                lengths[expert][row] = len(keep)
+        for expert, array in arrays.items():
+            array.flush()
+            np.save(lengths_file(tmp, expert), lengths[expert])
+            np.save(times_file(tmp, expert), times[expert])
+            report.experts[expert] = {
+                "dim": sizes[expert][0],
+                "frames": sizes[expert][1],
+                "videos_with_features": int((lengths[expert] > 0).sum()),
+            }
+        del arrays
+        write_jsonl_atomic(
+            tmp / VIDEOS_FILE, ({"video_id": v, "source": dataset} for v in video_ids)
+        )
+        rows = [
+            {"video_id": vid, "sen_id": k, "caption": text}
+            for vid in video_ids
+            for k, text in enumerate(captions[vid])
+        ]
+        write_jsonl_atomic(tmp / CAPTIONS_FILE, rows)
+        _write_protocol_splits(tmp, splits, report)
+        report.videos, report.captions = len(video_ids), len(rows)
+        write_json_atomic(
+            tmp / METADATA_FILE,
+            {
+                "name": f"{dataset} (imported from {src.name})",
+                "generated": False,
+                "source": str(src.resolve()),
+                "importer": "vidret data import-mmt",
+                "layout": "mmt-h5",
+                "paragraphs": paragraphs,
+                "experts": {n: {"dim": r["dim"]} for n, r in report.experts.items()},
+            },
+        )
+    return report
+
+
+def _write_protocol_splits(
+    out: Path, splits: dict[str, list[tuple[str, int | None]]], report: ImportReport
+) -> None:
+    for name, rows in splits.items():
+        (out / SPLITS_DIR).mkdir(exist_ok=True)
+        lines = [vid if k is None else f"{vid}\t{k}" for vid, k in rows]
+        (out / SPLITS_DIR / f"{name}.txt").write_text("".join(line + "\n" for line in lines))
+        report.splits[name] = len(rows)
+
+
+def _subsample_index(n: int, max_frames: int) -> np.ndarray:
+    """At most `max_frames` evenly spaced positions of `n`, in order."""
+    if n <= max_frames:
+        return np.arange(n)
+    return np.linspace(0, n - 1, max_frames).round().astype(int)

@@ -1,0 +1,149 @@
+"""The MMT feature release as gabeur/mmt ships and reads it: one HDF5 file per video.
+
+```
+ROOT/                          e.g. data/MSRVTT (MMT's `data_dir` is ROOT/symlinked-feats)
+  symlinked-feats/             split lists (*.txt, LSMDC's *.csv), jsfusion_val_caption_idx.pkl
+  vid_feat_files/mult_h5/<c1>/<c2>/<c3>/<video>.h5    c1..c3: the id's first three characters
+```
+
+Each file holds, as MMT's `BaseDataset.get_sample_data` reads them:
+- `raw_captions.<i>` (i = 0, 1, ...): one caption as an array of words (bytes or str);
+- `features.<expert>`: `[n, dim]`; an empty array, or NaN in its first value, marks the
+  expert as missing for the video;
+- `features_t.<expert>`: `[n, 2]` start and end seconds of each feature. MMT uses them for
+  `s3d` and `vggish` only; other experts get times from fixed widths (`expert_timings`:
+  rgb 0.2 s, scene 1 s; face, speech, ocr none). Each feature's time is the midpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vidret.errors import VidretError
+
+H5_DIR = Path("vid_feat_files") / "mult_h5"
+LISTS_DIR = "symlinked-feats"
+# Seconds per feature where the file gives no times (MMT's utils/expert_timings.py);
+# None: the feature has no time (face, speech, ocr are per-video or per-word).
+FEATURE_WIDTH: dict[str, float | None] = {
+    "rgb": 0.2,
+    "scene": 1.0,
+    "s3d": 1.0,
+    "vggish": 1.0,
+    "face": None,
+    "speech": None,
+    "ocr": None,
+}
+TIMED_IN_FILE = ("s3d", "vggish")
+
+
+@dataclass
+class MMTVideo:
+    video_id: str
+    captions: list[str]
+    features: dict[str, np.ndarray]  # expert -> [n, dim] float32 (missing experts absent)
+    times: dict[str, np.ndarray]  # expert -> [n] seconds (NaN: no time)
+
+
+def is_mmt_release(root: Path) -> bool:
+    return (root / H5_DIR).is_dir()
+
+
+def video_files(root: Path) -> dict[str, Path]:
+    """video id -> its HDF5 file, for every file of the release."""
+    files = {}
+    for path in sorted((root / H5_DIR).glob("*/*/*/*.h5")):
+        vid = path.stem
+        if path.parent.relative_to(root / H5_DIR).parts != tuple(vid[:3]):
+            raise VidretError(
+                f"{path}: an MMT feature file must be at <c1>/<c2>/<c3>/<video>.h5 with the "
+                f"first three characters of its id; found it under {path.parent}"
+            )
+        files[vid] = path
+    if not files:
+        raise VidretError(f"{root / H5_DIR}: no <c1>/<c2>/<c3>/<video>.h5 files")
+    return files
+
+
+def read_video(path: Path) -> MMTVideo:
+    """One video's captions, features and feature times; a clear error for a bad file."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            keys = set(f.keys())
+            count = sum(1 for k in keys if k.startswith("raw_captions."))
+            captions = [_words(f[f"raw_captions.{i}"][()], path, i) for i in range(count)]
+            features: dict[str, np.ndarray] = {}
+            times: dict[str, np.ndarray] = {}
+            for key in sorted(k for k in keys if k.startswith("features.")):
+                expert = key.split(".", 1)[1]
+                x = np.asarray(f[key][()], np.float32)
+                if x.ndim != 2:
+                    raise VidretError(
+                        f"{path}: {key} has shape {list(x.shape)}; expected [features, dim]"
+                    )
+                if len(x) == 0 or np.isnan(x[0, 0]):
+                    continue  # MMT's marker of a missing expert
+                features[expert] = x
+                times[expert] = _times(f, expert, len(x), path)
+    except OSError as e:  # h5py: truncated, not HDF5, unreadable
+        raise VidretError(f"{path}: not a readable HDF5 file ({e})") from None
+    except KeyError as e:
+        raise VidretError(f"{path}: raw_captions are not numbered 0..n-1 ({e})") from None
+    if not captions:
+        raise VidretError(f"{path}: no raw_captions.<i> (MMT needs at least one per video)")
+    return MMTVideo(path.stem, captions, features, times)
+
+
+def _words(value: object, path: Path, i: int) -> str:
+    words = np.atleast_1d(np.asarray(value))
+    text = " ".join(w.decode("utf-8") if isinstance(w, bytes) else str(w) for w in words)
+    if not text.strip():
+        raise VidretError(f"{path}: raw_captions.{i} is empty")
+    return text.strip()
+
+
+def _times(f: object, expert: str, n: int, path: Path) -> np.ndarray:
+    key = f"features_t.{expert}"
+    if expert in TIMED_IN_FILE and key in f:  # type: ignore[operator]
+        t = np.asarray(f[key][()], np.float64)  # type: ignore[index]
+        if t.ndim != 2 or t.shape[1] != 2:
+            raise VidretError(f"{path}: {key} has shape {list(t.shape)}; expected [n, 2]")
+        t = t[:n]  # MMT trims a longer list of times to the features
+        mid = t.mean(axis=1)
+        return np.concatenate([mid, np.full(n - len(mid), np.nan)]).astype(np.float32)
+    width = FEATURE_WIDTH.get(expert)
+    if width is None:
+        return np.full(n, np.nan, np.float32)
+    return ((np.arange(n) + 0.5) * width).astype(np.float32)
+
+
+def read_shapes(path: Path) -> tuple[list[str], dict[str, tuple[int, int]]]:
+    """A video's captions and `(features, dim)` of each present expert, without reading
+    the features (the importer sizes its arrays with these first)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            count = sum(1 for k in f if k.startswith("raw_captions."))
+            captions = [_words(f[f"raw_captions.{i}"][()], path, i) for i in range(count)]
+            shapes = {}
+            for key in (k for k in f if k.startswith("features.")):
+                shape = f[key].shape
+                if len(shape) != 2:
+                    raise VidretError(
+                        f"{path}: {key} has shape {list(shape)}; expected [features, dim]"
+                    )
+                if shape[0] and not np.isnan(f[key][0, 0]):
+                    shapes[key.split(".", 1)[1]] = (int(shape[0]), int(shape[1]))
+    except OSError as e:
+        raise VidretError(f"{path}: not a readable HDF5 file ({e})") from None
+    except KeyError as e:
+        raise VidretError(f"{path}: raw_captions are not numbered 0..n-1 ({e})") from None
+    if not captions:
+        raise VidretError(f"{path}: no raw_captions.<i> (MMT needs at least one per video)")
+    return captions, shapes
