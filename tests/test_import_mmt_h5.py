@@ -178,3 +178,38 @@ def test_cli_imports_the_mmt_layout(tmp_path: Path) -> None:
     )  # fmt: skip
     summary = json.loads(done.stdout)
     assert summary["splits"]["1k-A_test"] == {"videos": 4, "captions": 4}
+
+
+def test_train_and_eval_score_1k_a_as_published(tmp_path: Path) -> None:
+    """Import -> train on the named 1k-A splits -> `vidret eval --split 1k-A_test`: the
+    test metrics come from exactly one caption per test video, against all test videos."""
+    import subprocess
+    import sys
+
+    from helpers import TINY
+    from vidret.config import load_config
+    from vidret.train.trainer import train
+
+    truth = write_release(tmp_path / "MSRVTT")
+    import_mmt(tmp_path / "MSRVTT", tmp_path / "out", "msrvtt", progress=False)
+    cfg = load_config(
+        None,
+        [*TINY, "train.batch_size=4", "train.epochs=2", "data.split=named",
+         "data.names={train: 1k-A_train, test: 1k-A_test}"],
+    )  # fmt: skip
+    result = train(cfg, tmp_path / "run", tmp_path / "out", progress=False)
+    assert "test" in result
+    saved = tmp_path / "sims.npz"
+    subprocess.run(
+        [sys.executable, "-m", "vidret", "eval", "--run", str(tmp_path / "run"), "--data",
+         str(tmp_path / "out"), "--split", "1k-A_test", "--save-sims", str(saved)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    with np.load(saved) as z:
+        sims, columns = z["sims"], z["caption_to_video"]
+    assert sims.shape == (4, 4) and sorted(columns.tolist()) == [0, 1, 2, 3]
+    own = json.loads((tmp_path / "run" / "test_metrics.json").read_text())["test"]
+    from vidret.eval.metrics import retrieval_metrics
+
+    assert retrieval_metrics(sims, columns)["Rsum"] == pytest.approx(own["Rsum"])
+    assert len(truth["idx"]) == 4
