@@ -120,31 +120,11 @@ def import_mmt(
     with atomic_directory(dst, overwrite=overwrite) as tmp:
         for name, path in progress_bar(expert_paths.items(), enabled=progress, desc="experts"):
             report.experts[name] = _write_expert(path, name, row_of, max_frames, tmp)
-        write_jsonl_atomic(
-            tmp / VIDEOS_FILE, ({"video_id": v, "source": dataset} for v in video_ids)
-        )
-        rows = [
-            {"video_id": vid, "sen_id": k, "caption": text}
-            for k, (vid, text) in enumerate((v, t) for v in video_ids for t in captions[v])
-        ]
-        write_jsonl_atomic(tmp / CAPTIONS_FILE, rows)
-        report.videos, report.captions = len(video_ids), len(rows)
         _copy_splits(src, tmp, row_of, report)
         lists_dir = caption_files[0].parent  # CE keeps lists beside raw-captions.pkl
         splits, notes = protocol_splits(dataset, lists_dir, captions, load_pickle)
-        _write_protocol_splits(tmp, splits, report)
         report.skipped += notes
-        write_json_atomic(
-            tmp / METADATA_FILE,
-            {
-                "name": f"{dataset} (imported from {src.name})",
-                "generated": False,
-                "source": str(src.resolve()),
-                "importer": "vidret data import-mmt",
-                "paragraphs": paragraphs,
-                "experts": {n: {"dim": r["dim"]} for n, r in report.experts.items()},
-            },
-        )
+        _write_common(tmp, src, dataset, "ce-pickles", paragraphs, captions, splits, report)
     return report
 
 
@@ -342,30 +322,43 @@ def _import_mmt_h5(
                 "videos_with_features": int((lengths[expert] > 0).sum()),
             }
         del arrays
-        write_jsonl_atomic(
-            tmp / VIDEOS_FILE, ({"video_id": v, "source": dataset} for v in video_ids)
-        )
-        rows = [
-            {"video_id": vid, "sen_id": k, "caption": text}
-            for vid in video_ids
-            for k, text in enumerate(captions[vid])
-        ]
-        write_jsonl_atomic(tmp / CAPTIONS_FILE, rows)
-        _write_protocol_splits(tmp, splits, report)
-        report.videos, report.captions = len(video_ids), len(rows)
-        write_json_atomic(
-            tmp / METADATA_FILE,
-            {
-                "name": f"{dataset} (imported from {src.name})",
-                "generated": False,
-                "source": str(src.resolve()),
-                "importer": "vidret data import-mmt",
-                "layout": "mmt-h5",
-                "paragraphs": paragraphs,
-                "experts": {n: {"dim": r["dim"]} for n, r in report.experts.items()},
-            },
-        )
+        _write_common(tmp, src, dataset, "mmt-h5", paragraphs, captions, splits, report)
     return report
+
+
+def _write_common(
+    out: Path,
+    src: Path,
+    dataset: str,
+    layout: str,
+    paragraphs: bool,
+    captions: dict[str, list[str]],
+    splits: dict[str, list[tuple[str, int | None]]],
+    report: ImportReport,
+) -> None:
+    """videos.jsonl, captions.jsonl (sen_id numbers all captions, as MSR-VTT's own
+    annotations do), the protocol splits and dataset.json, for either layout."""
+    video_ids = sorted(captions)
+    write_jsonl_atomic(out / VIDEOS_FILE, ({"video_id": v, "source": dataset} for v in video_ids))
+    rows = [
+        {"video_id": vid, "sen_id": k, "caption": text}
+        for k, (vid, text) in enumerate((v, t) for v in video_ids for t in captions[v])
+    ]
+    write_jsonl_atomic(out / CAPTIONS_FILE, rows)
+    _write_protocol_splits(out, splits, report)
+    report.videos, report.captions = len(video_ids), len(rows)
+    write_json_atomic(
+        out / METADATA_FILE,
+        {
+            "name": f"{dataset} (imported from {src.name})",
+            "generated": False,
+            "source": str(src.resolve()),
+            "importer": "vidret data import-mmt",
+            "layout": layout,
+            "paragraphs": paragraphs,
+            "experts": {n: {"dim": r["dim"]} for n, r in report.experts.items()},
+        },
+    )
 
 
 def _write_protocol_splits(
