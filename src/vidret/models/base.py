@@ -49,10 +49,17 @@ class Backbone(nn.Module):
 class MixtureTextHead(nn.Module):
     """Per-expert caption embeddings and caption-predicted expert weights (MoEE, CE, MMT)."""
 
-    def __init__(self, text_dim: int, experts: list[str], embed_dim: int, dropout: float):
+    def __init__(
+        self,
+        text_dim: int,
+        experts: list[str],
+        embed_dim: int,
+        dropout: float,
+        batch_norm: bool = False,
+    ):
         super().__init__()
         self.heads = nn.ModuleList(
-            GatedEmbeddingUnit(text_dim, embed_dim, dropout) for _ in experts
+            GatedEmbeddingUnit(text_dim, embed_dim, dropout, batch_norm) for _ in experts
         )
         self.weights = nn.Linear(text_dim, len(experts))
 

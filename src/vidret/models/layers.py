@@ -31,23 +31,25 @@ def mlp(dim_in: int, hidden: int, dim_out: int, dropout: float) -> nn.Sequential
 
 
 class ContextGating(nn.Module):
-    """x * sigmoid(W x): lets one part of a vector switch others on or off (Miech et al.)."""
+    """x * sigmoid(W x): lets one part of a vector switch others on or off (Miech et al.);
+    with `batch_norm`, x * sigmoid(BN(W x)) as MMT's and CE's ContextGating."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, batch_norm: bool = False):
         super().__init__()
         self.fc = nn.Linear(dim, dim)
+        self.norm = nn.BatchNorm1d(dim) if batch_norm else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
-        return x * torch.sigmoid(self.fc(x))
+        return x * torch.sigmoid(self.norm(self.fc(x)))
 
 
 class GatedEmbeddingUnit(nn.Module):
     """Linear projection then context gating: the embedding head of CE and MMT."""
 
-    def __init__(self, dim_in: int, dim_out: int, dropout: float = 0.0):
+    def __init__(self, dim_in: int, dim_out: int, dropout: float = 0.0, batch_norm: bool = False):
         super().__init__()
         self.fc = nn.Linear(dim_in, dim_out)
-        self.gate = ContextGating(dim_out)
+        self.gate = ContextGating(dim_out, batch_norm)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -1,4 +1,5 @@
-"""A multi-modal transformer over the frames of all experts (Gabeur et al., ECCV 2020).
+"""A compact multi-modal transformer over the frames of all experts (`model.mmt_variant:
+compact`; the default, `published`, is `vidret.models.mmt_published`, true to gabeur/mmt).
 
 Each expert contributes an aggregation token (initialized from its max-pooled projected
 frames) and up to `max_frames` frame tokens; every token carries an expert-type and a
@@ -30,7 +31,7 @@ class MultiModalTransformer(Backbone):
         layer = nn.TransformerEncoderLayer(
             d,
             cfg.heads,
-            dim_feedforward=2 * d,
+            dim_feedforward=cfg.ffn_dim or 2 * d,
             dropout=cfg.dropout,
             batch_first=True,
             norm_first=True,
@@ -47,7 +48,7 @@ class MultiModalTransformer(Backbone):
     def encode_video(self, video: VideoBatch) -> Embeddings:
         tokens, pads, agg_index = [], [], []
         for k, name in enumerate(self.expert_names):
-            frames, valid = _sample_frames(
+            frames, valid = sample_frames(
                 video.features[name], video.lengths[name], self.cfg.max_frames
             )
             x = self.project[name](frames)  # [B, K, d]
@@ -73,7 +74,7 @@ class MultiModalTransformer(Backbone):
         return self.text_head(text)
 
 
-def _sample_frames(x: Tensor, lengths: Tensor, max_frames: int) -> tuple[Tensor, Tensor]:
+def sample_frames(x: Tensor, lengths: Tensor, max_frames: int) -> tuple[Tensor, Tensor]:
     """At most `max_frames` evenly spaced valid frames per video, and their validity mask."""
     B, F, _ = x.shape
     K = min(F, max_frames)

@@ -8,6 +8,7 @@ from vidret.models.ce import CollaborativeExperts
 from vidret.models.dual import DualEncoding
 from vidret.models.meanpool import MeanPool
 from vidret.models.mmt import MultiModalTransformer
+from vidret.models.mmt_published import PublishedMMT
 
 BACKBONES: dict[str, type[Backbone]] = {
     "meanpool": MeanPool,
@@ -18,4 +19,6 @@ BACKBONES: dict[str, type[Backbone]] = {
 
 
 def build_backbone(cfg: ModelConfig, signature: ModelSignature) -> Backbone:
+    if cfg.backbone == "mmt" and cfg.mmt_variant == "published":
+        return PublishedMMT(cfg, signature)
     return BACKBONES[cfg.backbone](cfg, signature)

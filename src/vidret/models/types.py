@@ -14,12 +14,12 @@ class VideoBatch:
 
     features: dict[str, Tensor]  # expert -> [B, frames, dim]
     lengths: dict[str, Tensor]  # expert -> [B] int64
+    # expert -> [B, frames] seconds of each frame (NaN unknown), for experts that have them
+    times: dict[str, Tensor] = field(default_factory=dict)
 
     def to(self, device: torch.device | str) -> VideoBatch:
-        return VideoBatch(
-            {k: v.to(device, non_blocking=True) for k, v in self.features.items()},
-            {k: v.to(device, non_blocking=True) for k, v in self.lengths.items()},
-        )
+        move = lambda d: {k: v.to(device, non_blocking=True) for k, v in d.items()}  # noqa: E731
+        return VideoBatch(move(self.features), move(self.lengths), move(self.times))
 
     def __len__(self) -> int:
         return len(next(iter(self.lengths.values())))

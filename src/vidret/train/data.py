@@ -133,14 +133,16 @@ def video_batch(data: PreparedData, rows: np.ndarray) -> VideoBatch:
 def dataset_video_batch(dataset: VideoDataset, experts: list[str], rows: np.ndarray) -> VideoBatch:
     """Features of these video rows (read from the memory map: only these rows)."""
     order = np.argsort(rows)  # memmaps read fastest in file order
-    feats, lengths = {}, {}
+    feats, lengths, times = {}, {}, {}
     for name in experts:
         expert = dataset.experts[name]
         block = np.empty((len(rows), expert.frames, expert.dim), np.float32)
         block[order] = expert.features[rows[order]]
         feats[name] = torch.from_numpy(block)
         lengths[name] = torch.from_numpy(expert.lengths[rows])
-    return VideoBatch(feats, lengths)
+        if expert.times is not None:
+            times[name] = torch.from_numpy(np.asarray(expert.times[rows], np.float32))
+    return VideoBatch(feats, lengths, times)
 
 
 def text_batch(data: PreparedData, caption_rows: np.ndarray) -> TextBatch:
