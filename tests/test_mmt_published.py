@@ -1,4 +1,4 @@
-"""`model.mmt_variant: published` against gabeur/mmt's `CENet` + `BertModel`, point by point:
+"""`model.variant: published` against gabeur/mmt's `CENet` + `BertModel`, point by point:
 each test states the reference behaviour it checks (model/model.py, model/bert.py,
 base/base_dataset.py of gabeur/mmt)."""
 

@@ -49,9 +49,14 @@ class ModelConfig(_Section):
     layers: int = Field(2, ge=1)  # mmt: transformer layers
     heads: int = Field(4, ge=1)  # mmt: attention heads
     max_frames: int = Field(32, ge=1)  # mmt: frames per expert fed to the transformer
-    # mmt: published = gabeur/mmt's architecture (BERT-style encoder, see
-    # vidret/models/mmt_published.py); compact = vidret's earlier, smaller variant
-    mmt_variant: Literal["published", "compact"] = "published"
+    # mmt and ce: published = the reference architecture (gabeur/mmt, see
+    # vidret/models/mmt_published.py; albanie/collaborative-experts, ce_published.py);
+    # compact = vidret's earlier, smaller variants
+    variant: Literal["published", "compact"] = "published"
+    # ce published: experts pooled by NetVLAD (variable-length ones, as CE: audio, speech,
+    # ocr), the clusters of each NetVLAD (video experts and caption words)
+    vlad_experts: list[str] = Field(default_factory=lambda: ["audio", "speech", "ocr"])
+    vlad_clusters: int = Field(16, ge=1)
     ffn_dim: int | None = Field(None, ge=8)  # mmt feed-forward width; None: 6 x hidden_dim
     # (published: 3,072 at hidden 512, as MMT) or 2 x hidden_dim (compact)
 

@@ -1,4 +1,5 @@
-"""Collaborative Experts (Liu et al., BMVC 2019), sized for a CPU.
+"""Collaborative Experts (Liu et al., BMVC 2019), sized for a CPU: `model.variant: compact`
+(the default, `published`, is `vidret.models.ce_published`, true to the authors' code).
 
 Per expert: temporal aggregation (mean and max over valid frames) and a projection;
 collaborative gating (each expert is gated by messages from the others it co-occurs

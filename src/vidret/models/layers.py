@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -54,6 +56,30 @@ class GatedEmbeddingUnit(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.gate(self.fc(self.dropout(x)))
+
+
+class NetVLAD(nn.Module):
+    """NetVLAD pooling of a set of features (as in the CE and MMT code): soft assignment to
+    learned clusters (batch-normalised scores, softmax), residuals to each cluster's
+    centre, intra-normalised per cluster, flattened and L2-normalised. Padding (`mask`
+    False) is left out of the assignment."""
+
+    def __init__(self, feature_size: int, clusters: int):
+        super().__init__()
+        scale = 1 / math.sqrt(feature_size)
+        self.clusters = nn.Parameter(scale * torch.randn(feature_size, clusters))
+        self.centres = nn.Parameter(scale * torch.randn(1, feature_size, clusters))
+        self.norm = nn.BatchNorm1d(clusters)
+        self.out_dim = feature_size * clusters
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        B, N, D = x.shape
+        scores = self.norm(x.reshape(B * N, D) @ self.clusters).reshape(B, N, -1)
+        assignment = torch.softmax(scores, dim=-1) * mask[..., None].to(x.dtype)  # [B, N, K]
+        residual = assignment.transpose(1, 2) @ x  # [B, K, D]
+        vlad = residual.transpose(1, 2) - assignment.sum(1, keepdim=True) * self.centres
+        vlad = F.normalize(vlad, dim=1)  # per cluster
+        return F.normalize(vlad.reshape(B, -1), dim=-1)
 
 
 def normalize(x: Tensor) -> Tensor:

@@ -1,4 +1,4 @@
-"""A compact multi-modal transformer over the frames of all experts (`model.mmt_variant:
+"""A compact multi-modal transformer over the frames of all experts (`model.variant:
 compact`; the default, `published`, is `vidret.models.mmt_published`, true to gabeur/mmt).
 
 Each expert contributes an aggregation token (initialized from its max-pooled projected

@@ -5,6 +5,7 @@ from __future__ import annotations
 from vidret.config import ModelConfig
 from vidret.models.base import Backbone, ModelSignature
 from vidret.models.ce import CollaborativeExperts
+from vidret.models.ce_published import PublishedCE
 from vidret.models.dual import DualEncoding
 from vidret.models.meanpool import MeanPool
 from vidret.models.mmt import MultiModalTransformer
@@ -19,6 +20,8 @@ BACKBONES: dict[str, type[Backbone]] = {
 
 
 def build_backbone(cfg: ModelConfig, signature: ModelSignature) -> Backbone:
-    if cfg.backbone == "mmt" and cfg.mmt_variant == "published":
+    if cfg.backbone == "mmt" and cfg.variant == "published":
         return PublishedMMT(cfg, signature)
+    if cfg.backbone == "ce" and cfg.variant == "published":
+        return PublishedCE(cfg, signature)
     return BACKBONES[cfg.backbone](cfg, signature)

@@ -56,8 +56,12 @@ def read_run_config(run_dir: Path) -> RunConfig:
             f"{path}: unreadable run config ({e}); the run folder is damaged"
         ) from None
     model = raw.get("model") if isinstance(raw, dict) else None
-    if isinstance(model, dict) and model.get("backbone") == "mmt" and "mmt_variant" not in model:
-        model["mmt_variant"] = "compact"  # saved before the published variant existed
+    if (
+        isinstance(model, dict)
+        and model.get("backbone") in ("mmt", "ce")
+        and "variant" not in model
+    ):
+        model["variant"] = "compact"  # saved before the published variant existed
     return parse_config(raw, str(path))
 
 
