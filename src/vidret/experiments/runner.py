@@ -69,6 +69,7 @@ def _run_all(spec: ExperimentSpec, out: Path, jobs: int, progress: bool) -> list
         desc=spec.name,
     )
     children: set[subprocess.Popen] = set()
+    finished = len(runs) - len(todo)
     try:
         with ThreadPoolExecutor(max(1, jobs)) as pool:
             futures = {pool.submit(_train_one, spec, r, children): r for r in todo}
@@ -79,9 +80,10 @@ def _run_all(spec: ExperimentSpec, out: Path, jobs: int, progress: bool) -> list
                     errors.append(f"{r.variant.name} / seed {r.seed}: {error}")
                 bar.set_postfix_str(f"last: {r.variant.slug} seed {r.seed}")
                 bar.update(1)
+                finished += 1  # a disabled bar does not count, so count here
                 if not on_terminal():
                     status = f"failed: {error}" if error else "done"
-                    note(f"[{bar.n}/{len(runs)}] {r.variant.slug} seed {r.seed}: {status}")
+                    note(f"[{finished}/{len(runs)}] {r.variant.slug} seed {r.seed}: {status}")
     finally:
         for child in list(children):  # an exception or Ctrl-C here: stop the trainings
             child.terminate()

@@ -162,7 +162,7 @@ def _extract(
                 _write_dataset(out, video_dir, rows, captions, settings, encoder, report)
                 pending = 0
                 if not on_terminal():  # a log file gets a line per save, not a bar
-                    note(f"{out}: saved {len(rows)} videos ({bar.n}/{len(todo)} files read)")
+                    note(f"{out}: saved {len(rows)} videos of {len(files)} files")
         bar.close()
         report.seconds = time.perf_counter() - start
         if not rows:
