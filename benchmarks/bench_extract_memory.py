@@ -17,7 +17,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from vidret.video.synthetic import write_video
+
+sys.path.insert(0, str(Path(__file__).parent))
+from measure import measured_vidret
 
 SETTINGS = {
     "fps 1 (max-frames 64)": ["--fps", "1"],
@@ -47,24 +49,12 @@ def long_video(minutes: float) -> Path:
 
 
 def extract_peak(video: Path, options: list[str]) -> dict[str, float]:
-    """Run `vidret extract` in a child process; its peak RSS (MB) and wall time (s)."""
+    """`vidret extract` of the video's folder in a fresh process: wall, peak RSS, frames."""
     out = Path(tempfile.mkdtemp(prefix="vidret-bench-out-")) / "dataset"
-    argv = ["vidret", "extract", str(video.parent), "--out", str(out), *options]
-    code = (
-        "import resource, sys\n"
-        "from vidret.cli import main\n"
-        f"sys.argv = {argv!r}\n"
-        "try:\n    main()\nfinally:\n"
-        "    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "    print('PEAK_KB', peak, file=sys.stderr)\n"
-    )
-    started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    wall = time.perf_counter() - started
-    peak_kb = int(proc.stderr.split("PEAK_KB")[-1].split()[0])
-    frames = int(np.load(out / "efficientnet_lite0.lengths.npy")[0])
+    result = measured_vidret(["extract", str(video.parent), "--out", str(out), *options])
+    result["frames"] = int(np.load(out / "efficientnet_lite0.lengths.npy")[0])
     shutil.rmtree(out.parent, ignore_errors=True)
-    return {"peak_rss_mb": round(peak_kb / 1024, 1), "wall_s": round(wall, 1), "frames": frames}
+    return result
 
 
 def main() -> None:
