@@ -213,3 +213,43 @@ def test_train_and_eval_score_1k_a_as_published(tmp_path: Path) -> None:
 
     assert retrieval_metrics(sims, columns)["Rsum"] == pytest.approx(own["Rsum"])
     assert len(truth["idx"]) == 4
+
+
+def test_an_unknown_file_in_the_release_is_named(tmp_path: Path) -> None:
+    write_release(tmp_path / "MSRVTT")
+    stray = tmp_path / "MSRVTT" / "vid_feat_files" / "mult_h5" / "v" / "i" / "d" / "notes.txt"
+    stray.write_text("left here by mistake")
+    with pytest.raises(VidretError, match=r"notes\.txt: not an HDF5 feature file"):
+        import_mmt(tmp_path / "MSRVTT", tmp_path / "out", "msrvtt", progress=False)
+
+
+def test_lsmdc_csv_lists_and_activitynet_paragraphs(tmp_path: Path) -> None:
+    """LSMDC's loader reads the first tab-separated column of its two CSVs; ActivityNet
+    uses train_list.txt and val_1_list.txt, and its captions form one paragraph."""
+    truth = write_release(tmp_path / "LSMDC")
+    lists = tmp_path / "LSMDC" / "symlinked-feats"
+    row = "{}\t00.01.02.000\t00.01.05.000\tSomeone looks at someone.\n"
+    (lists / "LSMDC16_annos_training.csv").write_text(
+        "".join(row.format(f"video{i}") for i in range(9))
+    )
+    (lists / "LSMDC16_challenge_1000_publictect.csv").write_text(
+        "".join(row.format(f"video{i}") for i in (9, 10, 11))
+    )
+    import_mmt(tmp_path / "LSMDC", tmp_path / "lsmdc", "lsmdc", progress=False)
+    assert scored_captions(tmp_path / "lsmdc", "test") == {
+        "video9": None,
+        "video10": None,
+        "video11": None,
+    }
+    assert len(scored_captions(tmp_path / "lsmdc", "train")) == 9
+
+    write_release(tmp_path / "ANET")
+    lists = tmp_path / "ANET" / "symlinked-feats"
+    (lists / "train_list.txt").write_text("\n".join(f"video{i}" for i in range(10)) + "\n")
+    (lists / "val_1_list.txt").write_text("video10\nvideo11\n")
+    import_mmt(tmp_path / "ANET", tmp_path / "anet", "activitynet", progress=False)
+    ds = VideoDataset.open(tmp_path / "anet")
+    assert len(ds.captions) == 12  # one paragraph per video
+    first = ds.captions[int(np.flatnonzero(ds.caption_video == ds.video_index()["video0"])[0])]
+    assert first == " ".join(c + "." for c in truth["captions"]["video0"])
+    assert list(scored_captions(tmp_path / "anet", "val1")) == ["video10", "video11"]

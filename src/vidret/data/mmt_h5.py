@@ -55,7 +55,12 @@ def is_mmt_release(root: Path) -> bool:
 def video_files(root: Path) -> dict[str, Path]:
     """video id -> its HDF5 file, for every file of the release."""
     files = {}
-    for path in sorted((root / H5_DIR).glob("*/*/*/*.h5")):
+    for path in sorted(p for p in (root / H5_DIR).rglob("*") if p.is_file()):
+        if path.suffix != ".h5":
+            raise VidretError(
+                f"{path}: not an HDF5 feature file; an MMT release holds only "
+                "<c1>/<c2>/<c3>/<video>.h5 under vid_feat_files/mult_h5 (move it elsewhere)"
+            )
         vid = path.stem
         if path.parent.relative_to(root / H5_DIR).parts != tuple(vid[:3]):
             raise VidretError(
