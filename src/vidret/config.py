@@ -89,6 +89,12 @@ class LossConfig(_Section):
     static: bool = True
     dynamic: bool = True
     static_text_model: str | None = None  # sentence-transformers folder; None: text.model
+    # cmgsd: the dynamic text expert. embeddings: the model's caption embeddings (one per
+    # expert); encoder: the caption encoder's output before the backbone's heads (the
+    # paper's choice for MMT, its caption [CLS] output). With a frozen encoder
+    # (text.encoder=sentence) "encoder" equals the static text expert: use it with
+    # text.encoder=finetune.
+    dynamic_text: Literal["embeddings", "encoder"] = "embeddings"
 
 
 class TrainConfig(_Section):

@@ -25,6 +25,7 @@ class ForwardOutput:
     sims: Tensor  # [num_captions, num_videos]
     text: Embeddings
     video: Embeddings
+    caption: Tensor  # [num_captions, D] the caption encoder's output, before the heads
 
 
 class RetrievalModel(nn.Module):
@@ -40,8 +41,9 @@ class RetrievalModel(nn.Module):
         return self.backbone.encode_video(batch)
 
     def forward(self, text: TextBatch, video: VideoBatch) -> ForwardOutput:
-        t, v = self.embed_text(text), self.embed_video(video)
-        return ForwardOutput(similarity(t, v), t, v)
+        features = self.text_encoder(text)
+        t, v = self.backbone.encode_text(features), self.embed_video(video)
+        return ForwardOutput(similarity(t, v), t, v, features.pooled)
 
 
 def build_model(cfg: RunConfig, signature: ModelSignature, text_model_path: str) -> RetrievalModel:

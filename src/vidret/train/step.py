@@ -27,14 +27,24 @@ def global_batch_loss(
     static: dict[str, Tensor],
     epoch: float,
     group: ProcessGroup,
+    dynamic_text: str = "embeddings",
 ) -> LossOutput:
+    """`dynamic_text` (`loss.dynamic_text`): which caption vectors are CMGSD's dynamic text
+    expert, the model's caption embeddings or the caption encoder's output."""
     fwd = net(text, video)
     t, v, sims = fwd.text, fwd.video, fwd.sims
+    caption = fwd.caption[:, None]
     if group.distributed:
         t, v = _gather(t, group), _gather(v, group)
+        caption = gather_with_grad(caption, group)
         static = {k: gather_with_grad(x, group) for k, x in static.items()}
         sims = similarity(t, v)
-    return objective(sims, LossContext(epoch=epoch, text=t, video=v, static=static))
+    dyn = (
+        t
+        if dynamic_text == "embeddings"
+        else Embeddings(caption, caption.new_ones(caption.shape[:2]))
+    )
+    return objective(sims, LossContext(epoch=epoch, text=dyn, video=v, static=static))
 
 
 def backward_scale(group: ProcessGroup) -> float:

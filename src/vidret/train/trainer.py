@@ -173,6 +173,10 @@ class _Trainer:
         logger = (
             RunLogger(self.run_dir, state["epoch"] if resume else None) if group.is_main else None
         )
+        if group.distributed and group.device.type == "cuda":
+            # Batch norm (published mmt/ce) over the global batch, as one process would;
+            # SyncBatchNorm needs CUDA, so on CPU (gloo) each process keeps its own.
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         net = DistributedDataParallel(model) if group.distributed else model
 
         # A run that stopped early and was killed before its test has nothing left to train.
@@ -229,6 +233,7 @@ class _Trainer:
                 self._static_batch(video_rows, caption_rows),
                 epoch + step / len(batches),
                 self.group,
+                cfg.loss.dynamic_text,
             )
             if not math.isfinite(out.terms["loss"]):
                 raise VidretError(
