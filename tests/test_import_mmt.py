@@ -48,11 +48,11 @@ def write_release(src: Path) -> dict[str, np.ndarray]:
     with open(src / "jsfusion_val_caption_idx.pkl", "wb") as f:
         pickle.dump({"video3": 1, "video4": 0}, f)
     (src / "aggregated_text_feats").mkdir()
+    text_feats = {vid: [rng.standard_normal((2 + k, 3)) for k, _ in enumerate(caps)]
+                  for vid, caps in captions.items()}  # fmt: skip
     with open(src / "aggregated_text_feats" / "w2v_MSRVTT.pickle", "wb") as f:
-        pickle.dump(
-            {vid: [rng.standard_normal((4, 3)) for _ in caps] for vid, caps in captions.items()}, f
-        )
-    return {"pooled_video0": pooled["video0"], "seq_video2": seq["video2"]}
+        pickle.dump(text_feats, f)
+    return {"pooled_video0": pooled["video0"], "seq_video2": seq["video2"], "text": text_feats}
 
 
 def test_import_writes_a_valid_dataset(tmp_path: Path) -> None:
@@ -125,3 +125,30 @@ def test_cli_import(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "imported 6 videos, 11 captions" in result.output
     assert "expert vggish: dim 4" in result.output
+
+
+def test_ce_word_features_become_caption_features_a_model_can_read(tmp_path: Path) -> None:
+    """CE's aggregated_text_feats (video -> one [words, dim] array per caption, in the order
+    of raw-captions.pkl) are a caption-side expert: caption_features/<name>.npy, one row per
+    caption of captions.jsonl, usable as the caption encoder's tokens (text.source)."""
+    from helpers import TINY
+    from vidret.config import load_config
+    from vidret.search.engine import QueryEncoder
+    from vidret.train.trainer import train
+
+    arrays = write_release(tmp_path / "release")
+    import_mmt(tmp_path / "release", tmp_path / "out", progress=False)
+    ds = VideoDataset.open(tmp_path / "out")
+    words = ds.caption_features["w2v_MSRVTT"]
+    assert words.features.shape == (11, 3, 3) and "w2v_MSRVTT" not in ds.experts
+    for row, vid in enumerate(ds.video_ids):
+        for k, r in enumerate(np.flatnonzero(ds.caption_video == row)):
+            want = arrays["text"][vid][k]
+            assert words.lengths[r] == len(want)
+            np.testing.assert_allclose(words.features[r, : len(want)], want, atol=2e-3)  # fp16
+
+    cfg = load_config(None, [*TINY, "train.epochs=1", "train.batch_size=4", "data.split=all",
+                             "text.encoder=tokens", "text.source=w2v_MSRVTT"])  # fmt: skip
+    train(cfg, tmp_path / "run", tmp_path / "out", progress=False)
+    with pytest.raises(VidretError, match="cannot embed a new query"):
+        QueryEncoder(tmp_path / "run")

@@ -39,6 +39,18 @@ class TextConfig(_Section):
     model: str | None = None  # sentence-transformers folder; None: all-MiniLM-L6-v2 (packaged)
     max_tokens: int = Field(32, ge=4, le=256)
     aggregator_layers: int = Field(1, ge=1, le=6)
+    # tokens from the dataset folder's caption_features/<source>.npy (e.g. a feature
+    # release's word vectors) instead of Sentence-BERT; with encoder: tokens. Such a model
+    # cannot embed a new query, so it cannot back a search index.
+    source: str | None = None
+
+    @model_validator(mode="after")
+    def _source_needs_tokens(self) -> TextConfig:
+        if self.source is not None and self.encoder != "tokens":
+            raise ValueError(
+                f"text.source={self.source!r} gives token features: set text.encoder=tokens"
+            )
+        return self
 
 
 class ModelConfig(_Section):

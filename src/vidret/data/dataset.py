@@ -16,6 +16,7 @@ import numpy as np
 
 from vidret.data.file_refs import reference_problems
 from vidret.data.format import (
+    CAPTION_FEATURES_DIR,
     CAPTIONS_FILE,
     LENGTHS_SUFFIX,
     METADATA_FILE,
@@ -62,6 +63,8 @@ class VideoDataset:
     experts: dict[str, ExpertFeatures]
     metadata: dict[str, Any] = field(default_factory=dict)
     video_lines: list[int] = field(default_factory=list)  # line of each video in videos.jsonl
+    # name -> token features of every caption ([captions, tokens, dim], lengths in .lengths)
+    caption_features: dict[str, ExpertFeatures] = field(default_factory=dict)
 
     @classmethod
     def open(cls, root: Path | str) -> VideoDataset:
@@ -118,6 +121,7 @@ def read_dataset(root: Path) -> tuple[VideoDataset, list[Problem]]:
         )
 
     experts = _read_experts(root, len(videos), metadata, problems)
+    caption_features = _read_caption_features(root, len(captions), problems)
     video_lines = [v.pop("_line") for v in videos]
     dataset = VideoDataset(
         root=root,
@@ -128,8 +132,35 @@ def read_dataset(root: Path) -> tuple[VideoDataset, list[Problem]]:
         experts=experts,
         metadata=metadata,
         video_lines=video_lines,
+        caption_features=caption_features,
     )
     return dataset, problems
+
+
+def _read_caption_features(
+    root: Path, num_captions: int, problems: list[Problem]
+) -> dict[str, ExpertFeatures]:
+    """`caption_features/<name>.npy`: one row per caption, in captions.jsonl order."""
+    folder = root / CAPTION_FEATURES_DIR
+    out: dict[str, ExpertFeatures] = {}
+    for name, path in expert_files(folder).items() if folder.is_dir() else []:
+        feats = _load_array(path, problems)
+        rel = f"{CAPTION_FEATURES_DIR}/{path.name}"
+        if feats is None:
+            continue
+        if feats.ndim != 3 or feats.shape[0] != num_captions:
+            problems.append(
+                Problem(
+                    rel,
+                    f"expected [{num_captions} captions, tokens, dim] (one row per line of "
+                    f"{CAPTIONS_FILE}), got {list(feats.shape)}",
+                )
+            )
+            continue
+        lengths = _read_lengths(folder, name, feats.shape, problems)
+        if lengths is not None:
+            out[name] = ExpertFeatures(name, feats, lengths)
+    return out
 
 
 def _read_metadata(root: Path, problems: list[Problem]) -> dict[str, Any]:

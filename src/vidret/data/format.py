@@ -8,6 +8,9 @@ VIDEOS_FILE = "videos.jsonl"
 CAPTIONS_FILE = "captions.jsonl"
 METADATA_FILE = "dataset.json"
 SPLITS_DIR = "splits"
+# optional caption-side features: <name>.npy [num_captions, tokens, dim] (+ .lengths.npy),
+# e.g. a feature release's word vectors of each caption (text.source=<name> uses them)
+CAPTION_FEATURES_DIR = "caption_features"
 CACHE_DIR = "cache"
 LENGTHS_SUFFIX = ".lengths.npy"
 TIMES_SUFFIX = ".times.npy"  # optional: [num_videos, frames] seconds of each frame, NaN unknown

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from vidret.data.format import (
+    CAPTION_FEATURES_DIR,
     CAPTIONS_FILE,
     METADATA_FILE,
     SPLITS_DIR,
@@ -82,6 +83,7 @@ class ImportReport:
     experts: dict[str, dict[str, int]] = field(default_factory=dict)
     splits: dict[str, int] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    caption_features: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def import_mmt(
@@ -120,6 +122,10 @@ def import_mmt(
     with atomic_directory(dst, overwrite=overwrite) as tmp:
         for name, path in progress_bar(expert_paths.items(), enabled=progress, desc="experts"):
             report.experts[name] = _write_expert(path, name, row_of, max_frames, tmp)
+        for path in _text_feature_files(src):
+            report.caption_features[path.stem] = _write_caption_features(
+                path, video_ids, captions, paragraphs, tmp
+            )
         _copy_splits(src, tmp, row_of, report)
         lists_dir = caption_files[0].parent  # CE keeps lists beside raw-captions.pkl
         splits, notes = protocol_splits(dataset, lists_dir, captions, load_pickle)
@@ -241,6 +247,65 @@ def _subsample(seq: np.ndarray, max_frames: int) -> np.ndarray:
         return seq
     keep = np.linspace(0, len(seq) - 1, max_frames).round().astype(int)
     return seq[keep]
+
+
+MAX_CAPTION_TOKENS = 30  # CE's max_tokens for text
+
+
+def _text_feature_files(src: Path) -> list[Path]:
+    """CE's per-caption word features: `aggregated_text_feats/<name>.pkl|pickle`."""
+    return sorted(
+        p
+        for p in src.rglob("*")
+        if p.suffix in (".pkl", ".pickle")
+        and any(part.startswith("aggregated_text_feats") for part in p.relative_to(src).parts[:-1])
+    )
+
+
+def _write_caption_features(
+    path: Path,
+    video_ids: list[str],
+    captions: dict[str, list[str]],
+    paragraphs: bool,
+    out: Path,
+) -> dict[str, int]:
+    """`video -> [array [words, dim] per caption]` as `caption_features/<name>.npy`, rows in
+    captions.jsonl order (a paragraph's captions stacked, as CE's `fuse_captions`)."""
+    raw = load_pickle(path)
+    if not isinstance(raw, dict):
+        raise VidretError(f"{path}: expected a dict video_id -> word features per caption")
+    rows: list[np.ndarray] = []
+    for vid in video_ids:
+        per_caption = raw.get(vid)
+        if not isinstance(per_caption, (list, tuple)):
+            raise VidretError(f"{path}: no list of caption features for video '{vid}'")
+        arrays = [np.asarray(a, np.float32).reshape(-1, np.shape(a)[-1]) for a in per_caption]
+        if paragraphs:
+            arrays = [np.concatenate(arrays)] if arrays else []
+        if len(arrays) != len(captions[vid]):
+            raise VidretError(
+                f"{path}: video '{vid}' has features of {len(arrays)} captions, its raw "
+                f"captions {len(captions[vid])}: they must be in the same order"
+            )
+        rows += arrays
+    dims = {a.shape[1] for a in rows}
+    if len(dims) != 1:
+        raise VidretError(f"{path}: word features of several dimensions {sorted(dims)}")
+    dim = dims.pop()
+    folder = out / CAPTION_FEATURES_DIR
+    folder.mkdir(exist_ok=True)
+    tokens = min(MAX_CAPTION_TOKENS, max(len(a) for a in rows))
+    feats = np.lib.format.open_memmap(
+        folder / f"{path.stem}.npy", mode="w+", dtype=np.float16, shape=(len(rows), tokens, dim)
+    )
+    lengths = np.zeros(len(rows), np.int64)
+    for i, a in enumerate(rows):
+        lengths[i] = min(len(a), tokens)
+        feats[i, : lengths[i]] = a[: lengths[i]]
+    feats.flush()
+    del feats
+    np.save(lengths_file(folder, path.stem), lengths)
+    return {"dim": int(dim), "tokens": int(tokens), "captions": len(rows)}
 
 
 def _caption_side(path: Path, src: Path) -> bool:

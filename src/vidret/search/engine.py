@@ -47,6 +47,12 @@ class QueryEncoder:
 
     def __init__(self, run_dir: Path, backend: str = "onnx"):
         self.cfg, self.model, info = load_trained_model(run_dir)
+        if self.cfg.text.source is not None:
+            raise VidretError(
+                f"{run_dir}: this model reads captions as the dataset's own features "
+                f"(text.source={self.cfg.text.source}), so it cannot embed a new query; "
+                "to search, train with text.encoder sentence, tokens or finetune"
+            )
         self.experts = list(info["signature"]["experts"])
         self.text_model = Path(info["text_model"])
         self._onnx = None

@@ -96,11 +96,35 @@ def prepare_data(
                     scored[part] = chosen_caption_rows(dataset, chosen, root, cfg.data.names[part])
 
     model_path = resolve_model_path(cfg.text.model)
-    cache = TextFeatureCache.for_dataset(
-        root, model_path, with_tokens=cfg.text.encoder == "tokens", max_tokens=cfg.text.max_tokens
-    )
-    text = cache.get(dataset.captions, progress=progress)
+    if cfg.text.source is not None:
+        text = source_features(dataset, cfg.text.source, root)
+    else:
+        cache = TextFeatureCache.for_dataset(
+            root,
+            model_path,
+            with_tokens=cfg.text.encoder == "tokens",
+            max_tokens=cfg.text.max_tokens,
+        )
+        text = cache.get(dataset.captions, progress=progress)
     return PreparedData(dataset, wanted, text, model_path, splits, scored)
+
+
+def source_features(dataset: VideoDataset, name: str, root: Path) -> EncodedTexts:
+    """The dataset's own caption token features (`caption_features/<name>.npy`) as the
+    caption encoder's input; their masked mean stands for the sentence vector."""
+    if name not in dataset.caption_features:
+        raise VidretError(
+            f"text.source={name!r}: {root} has no caption_features/{name}.npy "
+            f"(it has {sorted(dataset.caption_features) or 'none'})"
+        )
+    f = dataset.caption_features[name]
+    mask = np.arange(f.frames)[None, :] < f.lengths[:, None]
+    sums = np.zeros((len(f.lengths), f.dim), np.float64)
+    for start in range(0, len(sums), 4096):  # memory-mapped: a block at a time
+        block = np.asarray(f.features[start : start + 4096], np.float64)
+        sums[start : start + 4096] = (block * mask[start : start + 4096, :, None]).sum(1)
+    sentence = (sums / np.maximum(f.lengths, 1)[:, None]).astype(np.float32)
+    return EncodedTexts(sentence, f.features, f.lengths)
 
 
 def chosen_caption_rows(

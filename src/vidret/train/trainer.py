@@ -125,7 +125,7 @@ class _Trainer:
                 else data.text_model_path
             )
             # The run's caption features already hold this model's sentence vectors.
-            same = model_path == data.text_model_path
+            same = model_path == data.text_model_path and cfg.text.source is None
             self.static = static_experts(
                 data.dataset,
                 data.experts,
