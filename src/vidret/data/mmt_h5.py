@@ -17,8 +17,11 @@ Each file holds, as MMT's `BaseDataset.get_sample_data` reads them:
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -75,33 +78,57 @@ def video_files(root: Path) -> dict[str, Path]:
 
 def read_video(path: Path) -> MMTVideo:
     """One video's captions, features and feature times; a clear error for a bad file."""
+    with _open(path) as f:
+        captions = _captions(f, path)
+        features: dict[str, np.ndarray] = {}
+        times: dict[str, np.ndarray] = {}
+        for expert, key in _present_experts(f, path):
+            features[expert] = np.asarray(f[key][()], np.float32)
+            times[expert] = _times(f, expert, len(features[expert]), path)
+    return MMTVideo(path.stem, captions, features, times)
+
+
+def read_shapes(path: Path) -> tuple[list[str], dict[str, tuple[int, int]]]:
+    """A video's captions and `(features, dim)` of each present expert, without reading
+    the features (the importer sizes its arrays with these first)."""
+    with _open(path) as f:
+        captions = _captions(f, path)
+        shapes = {e: tuple(int(n) for n in f[key].shape) for e, key in _present_experts(f, path)}
+    return captions, shapes  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def _open(path: Path) -> Iterator[Any]:
+    """The HDF5 file, with h5py's errors (truncated, not HDF5) named by the file."""
     import h5py
 
     try:
         with h5py.File(path, "r") as f:
-            keys = set(f.keys())
-            count = sum(1 for k in keys if k.startswith("raw_captions."))
-            captions = [_words(f[f"raw_captions.{i}"][()], path, i) for i in range(count)]
-            features: dict[str, np.ndarray] = {}
-            times: dict[str, np.ndarray] = {}
-            for key in sorted(k for k in keys if k.startswith("features.")):
-                expert = key.split(".", 1)[1]
-                x = np.asarray(f[key][()], np.float32)
-                if x.ndim != 2:
-                    raise VidretError(
-                        f"{path}: {key} has shape {list(x.shape)}; expected [features, dim]"
-                    )
-                if len(x) == 0 or np.isnan(x[0, 0]):
-                    continue  # MMT's marker of a missing expert
-                features[expert] = x
-                times[expert] = _times(f, expert, len(x), path)
-    except OSError as e:  # h5py: truncated, not HDF5, unreadable
+            yield f
+    except OSError as e:
         raise VidretError(f"{path}: not a readable HDF5 file ({e})") from None
     except KeyError as e:
         raise VidretError(f"{path}: raw_captions are not numbered 0..n-1 ({e})") from None
-    if not captions:
+
+
+def _captions(f: Any, path: Path) -> list[str]:
+    count = sum(1 for k in f if k.startswith("raw_captions."))
+    if not count:
         raise VidretError(f"{path}: no raw_captions.<i> (MMT needs at least one per video)")
-    return MMTVideo(path.stem, captions, features, times)
+    return [_words(f[f"raw_captions.{i}"][()], path, i) for i in range(count)]
+
+
+def _present_experts(f: Any, path: Path) -> list[tuple[str, str]]:
+    """(expert, key) of each `features.<expert>` the video has: MMT skips an empty array
+    or one whose first value is NaN (its missing marker)."""
+    present = []
+    for key in sorted(k for k in f if k.startswith("features.")):
+        shape = f[key].shape
+        if len(shape) != 2:
+            raise VidretError(f"{path}: {key} has shape {list(shape)}; expected [features, dim]")
+        if shape[0] and not np.isnan(f[key][0, 0]):
+            present.append((key.split(".", 1)[1], key))
+    return present
 
 
 def _words(value: object, path: Path, i: int) -> str:
@@ -125,30 +152,3 @@ def _times(f: object, expert: str, n: int, path: Path) -> np.ndarray:
     if width is None:
         return np.full(n, np.nan, np.float32)
     return ((np.arange(n) + 0.5) * width).astype(np.float32)
-
-
-def read_shapes(path: Path) -> tuple[list[str], dict[str, tuple[int, int]]]:
-    """A video's captions and `(features, dim)` of each present expert, without reading
-    the features (the importer sizes its arrays with these first)."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            count = sum(1 for k in f if k.startswith("raw_captions."))
-            captions = [_words(f[f"raw_captions.{i}"][()], path, i) for i in range(count)]
-            shapes = {}
-            for key in (k for k in f if k.startswith("features.")):
-                shape = f[key].shape
-                if len(shape) != 2:
-                    raise VidretError(
-                        f"{path}: {key} has shape {list(shape)}; expected [features, dim]"
-                    )
-                if shape[0] and not np.isnan(f[key][0, 0]):
-                    shapes[key.split(".", 1)[1]] = (int(shape[0]), int(shape[1]))
-    except OSError as e:
-        raise VidretError(f"{path}: not a readable HDF5 file ({e})") from None
-    except KeyError as e:
-        raise VidretError(f"{path}: raw_captions are not numbered 0..n-1 ({e})") from None
-    if not captions:
-        raise VidretError(f"{path}: no raw_captions.<i> (MMT needs at least one per video)")
-    return captions, shapes
