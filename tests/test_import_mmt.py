@@ -18,7 +18,8 @@ from vidret.errors import VidretError
 
 
 def write_release(src: Path) -> dict[str, np.ndarray]:
-    """A CE-style release: pooled and sequence experts, token-list captions, split lists."""
+    """A release in CE's structured-symlinks layout, paths as its MSRVTT loader builds them:
+    pooled and sequence experts, token-list captions, split lists, caption-side files."""
     rng = np.random.default_rng(0)
     src.mkdir()
     ids = [f"video{i}" for i in range(5)]
@@ -35,8 +36,10 @@ def write_release(src: Path) -> dict[str, np.ndarray]:
     seq = {vid: rng.standard_normal((k + 2, 4)).astype(np.float32) for k, vid in enumerate(ids)}
     seq["video1"][0] = np.nan  # a NaN frame is dropped
     for folder, name, data in (
-        ("aggregated_scene", "densenet-avg.pickle", pooled),
-        ("aggregated_audio", "vggish.pickle", seq),
+        # CE's paths: visual_feat_paths("scene.densenet161.0") with fps 25, 256 px, stride 1,
+        # offset 0; MSRVTT's custom audio path (dataset_paths "custom_paths")
+        ("aggregated_scene_25fps_256px_stride1_offset0", "densenet161-avg.pickle", pooled),
+        ("aggregated_audio_feats", "Audio_MSRVTT_new.pickle", seq),
     ):
         (src / folder).mkdir()
         with open(src / folder / name, "wb") as f:
@@ -62,14 +65,14 @@ def test_import_writes_a_valid_dataset(tmp_path: Path) -> None:
     assert check_dataset(tmp_path / "out", progress=False).ok
 
     ds = VideoDataset.open(tmp_path / "out")
-    assert set(ds.experts) == {"densenet-avg", "vggish"}
+    assert set(ds.experts) == {"densenet161-avg", "Audio_MSRVTT_new"}
     row = ds.video_index()
-    pooled = ds.experts["densenet-avg"]
+    pooled = ds.experts["densenet161-avg"]
     assert pooled.features.shape == (6, 1, 6)
     np.testing.assert_array_equal(pooled.features[row["video0"], 0], arrays["pooled_video0"])
     assert pooled.lengths[row["video3"]] == 0  # NaN scalar -> missing
     assert pooled.lengths[row["video_no_feats"]] == 0
-    seq = ds.experts["vggish"]
+    seq = ds.experts["Audio_MSRVTT_new"]
     assert seq.lengths[row["video2"]] == 4 and seq.lengths[row["video1"]] == 2  # NaN row dropped
     np.testing.assert_array_equal(seq.features[row["video2"], :4], arrays["seq_video2"])
     assert ds.captions[ds.caption_video.tolist().index(row["video0"])] == "a man does0 video0"
@@ -90,7 +93,7 @@ def test_activitynet_joins_captions_into_a_paragraph(tmp_path: Path) -> None:
 def test_max_frames_subsamples_evenly(tmp_path: Path) -> None:
     write_release(tmp_path / "release")
     import_mmt(tmp_path / "release", tmp_path / "out", max_frames=3, progress=False)
-    assert VideoDataset.open(tmp_path / "out").experts["vggish"].frames == 3
+    assert VideoDataset.open(tmp_path / "out").experts["Audio_MSRVTT_new"].frames == 3
 
 
 def test_unsafe_pickle_is_refused(tmp_path: Path) -> None:
@@ -124,7 +127,7 @@ def test_cli_import(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "imported 6 videos, 11 captions" in result.output
-    assert "expert vggish: dim 4" in result.output
+    assert "expert Audio_MSRVTT_new: dim 4" in result.output
 
 
 def test_ce_word_features_become_caption_features_a_model_can_read(tmp_path: Path) -> None:
