@@ -243,10 +243,7 @@ def _as_sequence(value: Any) -> np.ndarray | None:
 
 def _subsample(seq: np.ndarray, max_frames: int) -> np.ndarray:
     """Keep at most `max_frames` evenly spaced frames, in order."""
-    if len(seq) <= max_frames:
-        return seq
-    keep = np.linspace(0, len(seq) - 1, max_frames).round().astype(int)
-    return seq[keep]
+    return seq if len(seq) <= max_frames else seq[_subsample_index(len(seq), max_frames)]
 
 
 MAX_CAPTION_TOKENS = 30  # CE's max_tokens for text
@@ -255,10 +252,13 @@ MAX_CAPTION_TOKENS = 30  # CE's max_tokens for text
 def _text_feature_files(src: Path) -> list[Path]:
     """CE's per-caption word features: `aggregated_text_feats/<name>.pkl|pickle`."""
     return sorted(
-        p
-        for p in src.rglob("*")
-        if p.suffix in (".pkl", ".pickle")
-        and any(part.startswith("aggregated_text_feats") for part in p.relative_to(src).parts[:-1])
+        p for p in src.rglob("*") if p.suffix in (".pkl", ".pickle") and _in_text_feats(p, src)
+    )
+
+
+def _in_text_feats(path: Path, src: Path) -> bool:
+    return any(
+        part.startswith("aggregated_text_feats") for part in path.relative_to(src).parts[:-1]
     )
 
 
@@ -309,10 +309,7 @@ def _write_caption_features(
 
 
 def _caption_side(path: Path, src: Path) -> bool:
-    rel = path.relative_to(src).parts
-    return any(part.startswith("aggregated_text_feats") for part in rel[:-1]) or (
-        "caption_idx" in path.name
-    )
+    return _in_text_feats(path, src) or "caption_idx" in path.name
 
 
 def _copy_splits(src: Path, out: Path, row_of: dict[str, int], report: ImportReport) -> None:
