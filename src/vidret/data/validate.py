@@ -11,7 +11,7 @@ import numpy as np
 
 from vidret.data.dataset import ExpertFeatures, VideoDataset, read_dataset
 from vidret.data.splits import read_named_splits, scored_captions
-from vidret.errors import Problem
+from vidret.errors import DatasetError, Problem
 from vidret.progress import progress_bar
 
 # Rows scanned per step when looking for NaN/Inf: bounds memory whatever the dataset size.
@@ -59,6 +59,14 @@ def _split_sizes(
         )
         sizes[name] = {"videos": len(ids), "captions": captions}
     return sizes
+
+
+def require_finite(dataset: VideoDataset, experts: list[str]) -> None:
+    """Raise `DatasetError` if these experts hold NaN/Inf: checked before any work (train,
+    index), since such features would fail far from their cause."""
+    bad = [p for e in experts for p in nonfinite_problems(dataset.experts[e], dataset)]
+    if bad:
+        raise DatasetError(dataset.root, bad)
 
 
 def nonfinite_problems(

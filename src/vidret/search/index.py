@@ -32,8 +32,8 @@ import torch
 
 from vidret.data.dataset import VideoDataset
 from vidret.data.file_refs import video_folder
-from vidret.data.validate import nonfinite_problems
-from vidret.errors import DatasetError, VidretError
+from vidret.data.validate import require_finite
+from vidret.errors import VidretError
 from vidret.io import atomic_directory, write_json_atomic, write_jsonl_atomic
 from vidret.locking import folder_lock, remove_stale_temporaries
 from vidret.models.types import Embeddings
@@ -174,9 +174,7 @@ def _build_index(
                 f"expects {dim}-d features"
             )
 
-    bad = [p for e in experts for p in nonfinite_problems(dataset.experts[e], dataset)]
-    if bad:
-        raise DatasetError(data_dir, bad)
+    require_finite(dataset, experts)
 
     parts: list[Embeddings] = []
     rows = np.arange(dataset.num_videos)

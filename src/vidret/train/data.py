@@ -11,8 +11,8 @@ import torch
 from vidret.config import RunConfig
 from vidret.data.dataset import VideoDataset
 from vidret.data.splits import resolve_split, scored_captions
-from vidret.data.validate import nonfinite_problems
-from vidret.errors import DatasetError, VidretError
+from vidret.data.validate import require_finite
+from vidret.errors import VidretError
 from vidret.models.base import ModelSignature
 from vidret.models.types import TextBatch, VideoBatch
 from vidret.text.cache import TextFeatureCache
@@ -73,10 +73,7 @@ def prepare_data(
         raise VidretError(
             f"{root}: no expert(s) {unknown}; this folder has {sorted(dataset.experts)}"
         )
-    # NaN/Inf features would train for an epoch and then fail far from the cause.
-    bad = [p for e in wanted for p in nonfinite_problems(dataset.experts[e], dataset)]
-    if bad:
-        raise DatasetError(root, bad)
+    require_finite(dataset, wanted)  # NaN/Inf would train an epoch, then fail
     parts = resolve_split(
         root,
         dataset.video_ids,
