@@ -119,9 +119,9 @@ def _run_sims(run: Path, data: Path | None, split: str | None) -> tuple[np.ndarr
     """Similarities of a trained model on the chosen videos of a dataset folder."""
     import torch
 
-    from vidret.data.splits import SPLIT_PARTS, load_named_split, scored_captions
+    from vidret.data.splits import SPLIT_PARTS, load_named_split
     from vidret.eval.evaluate import similarity_matrix
-    from vidret.train.data import chosen_caption_rows, prepare_data
+    from vidret.train.data import prepare_data, split_caption_rows
     from vidret.train.run import load_trained_model
 
     cfg, model, info = load_trained_model(run)
@@ -143,9 +143,7 @@ def _run_sims(run: Path, data: Path | None, split: str | None) -> tuple[np.ndarr
             index = prepared.dataset.video_index()
             ids = load_named_split(root, split, set(index))
             rows = np.array([index[v] for v in ids], np.int64)
-            chosen = scored_captions(root, split)
-            if any(k is not None for k in chosen.values()):
-                captions = chosen_caption_rows(prepared.dataset, chosen, root, split)
+            captions = split_caption_rows(prepared.dataset, root, split)
     for name, dim in info["signature"]["experts"].items():
         have = prepared.dataset.experts[name].dim
         if have != dim:

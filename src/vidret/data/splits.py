@@ -24,8 +24,10 @@ def read_named_splits(
 
     A line is a video id, or a video id, a tab and K: then only that video's K-th caption
     (from 0, in captions.jsonl order) is scored when the split is evaluated, as MSR-VTT
-    1k-A scores one caption per test video (`scored_captions` reads the K)."""
-    return {name: list(choice) for name, choice in _read_all(root, known_ids, problems).items()}
+    1k-A scores one caption per test video (`read_split_choices` keeps the K)."""
+    return {
+        name: list(choice) for name, choice in read_split_choices(root, known_ids, problems).items()
+    }
 
 
 def scored_captions(root: Path, name: str) -> dict[str, int | None]:
@@ -34,9 +36,10 @@ def scored_captions(root: Path, name: str) -> dict[str, int | None]:
     return _read_one(root / SPLITS_DIR / f"{name}.txt", None, problems)
 
 
-def _read_all(
+def read_split_choices(
     root: Path, known_ids: set[str], problems: list[Problem]
 ) -> dict[str, dict[str, int | None]]:
+    """Every named split as `video id -> K` (None: all its captions are scored)."""
     folder = root / SPLITS_DIR
     if not folder.is_dir():
         return {}

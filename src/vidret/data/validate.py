@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from vidret.data.dataset import ExpertFeatures, VideoDataset, read_dataset
-from vidret.data.splits import read_named_splits, scored_captions
+from vidret.data.splits import read_split_choices
 from vidret.errors import DatasetError, Problem
 from vidret.progress import progress_bar
 
@@ -38,26 +38,23 @@ def check_dataset(root: Path | str, progress: bool = True) -> CheckReport:
         problems.extend(nonfinite_problems(expert, dataset, progress))
     # Without videos every split line would be "unknown video": the cause is said already.
     readable = root.is_dir() and dataset.videos
-    splits = read_named_splits(root, set(dataset.video_ids), problems) if readable else {}
-    return CheckReport(root, _summarize(dataset, _split_sizes(root, dataset, splits)), problems)
+    splits = read_split_choices(root, set(dataset.video_ids), problems) if readable else {}
+    return CheckReport(root, _summarize(dataset, _split_sizes(dataset, splits)), problems)
 
 
 def _split_sizes(
-    root: Path, dataset: VideoDataset, splits: dict[str, list[str]]
+    dataset: VideoDataset, splits: dict[str, dict[str, int | None]]
 ) -> dict[str, dict[str, int]]:
     """Each named split's videos and the captions it scores (1k-A: one per video)."""
     per_video = dataset.captions_per_video()
     index = dataset.video_index()
     sizes = {}
-    for name, ids in splits.items():
-        chosen = scored_captions(root, name)
+    for name, chosen in splits.items():
         captions = sum(
-            int(per_video[index[v]])
-            if chosen.get(v) is None
-            else int(chosen[v] < per_video[index[v]])
-            for v in ids
+            int(per_video[index[v]]) if k is None else int(k < per_video[index[v]])
+            for v, k in chosen.items()
         )
-        sizes[name] = {"videos": len(ids), "captions": captions}
+        sizes[name] = {"videos": len(chosen), "captions": captions}
     return sizes
 
 

@@ -87,10 +87,13 @@ def prepare_data(
     scored = {}
     if (split or cfg.data.split) == "named":
         for part in splits:
-            if part in cfg.data.names:
-                chosen = scored_captions(root, cfg.data.names[part])
-                if any(k is not None for k in chosen.values()):
-                    scored[part] = chosen_caption_rows(dataset, chosen, root, cfg.data.names[part])
+            rows = (
+                split_caption_rows(dataset, root, cfg.data.names[part])
+                if part in cfg.data.names
+                else None
+            )
+            if rows is not None:
+                scored[part] = rows
 
     model_path = resolve_model_path(cfg.text.model)
     if cfg.text.source is not None:
@@ -124,10 +127,12 @@ def source_features(dataset: VideoDataset, name: str, root: Path) -> EncodedText
     return EncodedTexts(sentence, f.features, f.lengths)
 
 
-def chosen_caption_rows(
-    dataset: VideoDataset, chosen: dict[str, int | None], root: Path, name: str
-) -> np.ndarray:
-    """Caption rows a split scores: video -> K picks the video's K-th caption, None all."""
+def split_caption_rows(dataset: VideoDataset, root: Path, name: str) -> np.ndarray | None:
+    """The caption rows `splits/<name>.txt` scores, or None when it scores every caption
+    of its videos (no line names a caption): video -> K picks the video's K-th caption."""
+    chosen = scored_captions(root, name)
+    if all(k is None for k in chosen.values()):
+        return None
     order = np.argsort(dataset.caption_video, kind="stable")
     starts = np.searchsorted(dataset.caption_video[order], np.arange(dataset.num_videos + 1))
     index = dataset.video_index()
