@@ -34,7 +34,7 @@ def tampered(small_world: dict[str, Path], tmp_path_factory: pytest.TempPathFact
     shutil.copytree(small_world["index"], index)
     rows = [json.loads(line) for line in (index / "videos.jsonl").read_text().splitlines()]
     attacks = [
-        {"path": str(clip), "thumbnail": str(data / "thumbnails" / "ok.jpg")},  # legitimate
+        {"path": str(clip), "thumbnail": "thumbnails/ok.jpg"},  # legitimate, as indexed
         {"path": "/etc/passwd", "thumbnail": str(data / "../../../../etc/shadow")},
         {"path": str(videos / "../../../../etc/passwd"), "thumbnail": str(root / "secret.jpg")},
         {"path": str(videos / "link.mp4"), "thumbnail": "/etc/hostname"},

@@ -6,7 +6,7 @@ INDEX_DIR/
   index.json     format, model reference (run folder, checkpoint hash), kind, parameters,
                  and the two folders the server may read files from (`files`)
   index.faiss    FAISS index over the flattened, weighted per-expert video vectors
-  videos.jsonl   one line per indexed video (row i = FAISS id i), with absolute paths
+  videos.jsonl   one line per indexed video (row i = FAISS id i): its dataset metadata
   experts.npy    only for multi-expert models: [N, E, d] vectors and [N, E] presence,
                  for the exact re-scoring of the best candidates (see `query_vector`)
 ```
@@ -188,7 +188,7 @@ def _build_index(
         torch.cat([p.vectors for p in parts]), torch.cat([p.weights for p in parts])
     )
     root = data_dir.resolve()
-    videos = [_public_metadata(v, root) for v in dataset.videos]
+    videos = [_index_metadata(v) for v in dataset.videos]
     return write_index(
         out,
         embeddings,
@@ -261,9 +261,7 @@ def write_index(
     return VideoIndex(out, info, index, videos, embeddings if multi_expert else None)
 
 
-def _public_metadata(video: dict[str, Any], root: Path) -> dict[str, Any]:
-    """The dataset's metadata with file references made absolute (the index may move)."""
-    meta = {k: v for k, v in video.items() if k not in ("frame_times", "mtime", "bytes")}
-    if isinstance(meta.get("thumbnail"), str):
-        meta["thumbnail"] = str(root / meta["thumbnail"])
-    return meta
+def _index_metadata(video: dict[str, Any]) -> dict[str, Any]:
+    """The dataset's metadata an index keeps. File references stay as the dataset has them
+    (`thumbnail` relative to the dataset folder): index.json records that folder."""
+    return {k: v for k, v in video.items() if k not in ("frame_times", "mtime", "bytes")}

@@ -177,14 +177,8 @@ def _served_file(meta: dict[str, Any], roots: dict[str, str], key: str) -> Path 
     folder, check = _SERVED[key]
     if key not in meta or folder not in roots:
         return None
-    value = meta[key]
-    if key == "thumbnail" and isinstance(value, str):
-        # The index stores thumbnails absolute (it may move); check them as relative.
-        root = Path(roots[folder]).resolve()
-        if Path(value).is_absolute() and Path(value).resolve().is_relative_to(root):
-            value = str(Path(value).resolve().relative_to(root))
     try:
-        path = check(value, Path(roots[folder]))
+        path = check(meta[key], Path(roots[folder]))
     except UnsafeReferenceError:
         return None
     return path if path.is_file() else None
