@@ -44,7 +44,7 @@ def train_command(
 ) -> None:
     """Train a model; validate each epoch, keep the best, score it on the test split."""
     from vidret.config import load_config
-    from vidret.train.run import LAST, read_model_info, read_run_config
+    from vidret.train.run import read_model_info, read_run_config
     from vidret.train.trainer import train
 
     overrides = list(set_ or [])
@@ -68,12 +68,6 @@ def train_command(
         if out is None:
             name = config.stem if config else f"{cfg.model.backbone}-{cfg.loss.name}"
             out = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if out.exists() and not out.is_dir():
-            raise VidretError(f"{out}: a file, not a folder; choose another --out")
-        if (out / LAST).exists():  # said before the data is read; train() rechecks
-            raise VidretError(
-                f"{out} already holds a run; pass --resume to continue it or choose another --out"
-            )
         cfg.data.path = str(Path(data_root).resolve())
     result = train(cfg, out, data_root, resume=resume, progress=not quiet)
     if int(os.environ.get("RANK", "0")) == 0:
