@@ -15,6 +15,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from vidret.json_output import rounded
+
 
 @contextlib.contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
@@ -59,7 +61,7 @@ def write_jsonl_atomic(path: Path | str, rows: Iterable[dict[str, Any]]) -> None
 
 def write_json_atomic(path: Path | str, obj: Any) -> None:
     with atomic_open(path) as f:
-        json.dump(obj, f, indent=2, ensure_ascii=False)
+        json.dump(rounded(obj), f, indent=2, ensure_ascii=False)
         f.write("\n")
 
 

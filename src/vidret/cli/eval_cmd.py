@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import zipfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
 
 from vidret.errors import VidretError
+
+if TYPE_CHECKING:
+    from vidret.eval.normalization import QueryBank
 
 
 def eval_command(
@@ -48,29 +50,62 @@ def eval_command(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     r50: Annotated[bool, typer.Option("--r50", help="also report R@50")] = False,
+    normalize: Annotated[
+        str,
+        typer.Option(
+            help="test-time normalization: none, dual_softmax (a prior over the test "
+            "queries) or qbnorm (a query bank of training captions and videos)"
+        ),
+    ] = "none",
+    temperature: Annotated[float, typer.Option(help="dual softmax temperature")] = 0.01,
+    beta: Annotated[float, typer.Option(help="QB-Norm inverse temperature")] = 20.0,
+    bank_size: Annotated[
+        int, typer.Option(help="QB-Norm: at most this many training captions (and videos)", min=1)
+    ] = 10_000,
 ) -> None:
     """Score a trained run (--run) or a similarity matrix (--sims): t2v and v2t
     R@1/5/10, MdR, MnR and Rsum."""
-    from vidret.eval.metrics import retrieval_metrics
+    from vidret.eval.normalization import Normalization, normalized_metrics
+    from vidret.eval.scoring import score_run
     from vidret.eval.table import format_metrics
+    from vidret.json_output import dumps
 
     if (run is None) == (sims is None):
         raise VidretError("give either --run RUN_DIR or --sims FILE")
+    norm = Normalization(method=normalize, temperature=temperature, beta=beta)  # type: ignore[arg-type]
+    bank: QueryBank | None = None
     if run is not None:
-        S, c2v = _run_sims(run, data, split)
+        scores = score_run(run, data, split, with_bank=norm.method == "qbnorm", bank_size=bank_size)
+        S, c2v, bank = scores.sims, scores.caption_to_video, scores.bank
+        typer.echo(f"scored {scores.describe()}", err=True)
         if save_sims is not None:
-            np.savez(save_sims, sims=S, caption_to_video=c2v)
+            arrays = {"sims": S, "caption_to_video": c2v}
+            if bank is not None:
+                arrays[BANK_T2V] = bank.text_to_test_videos
+                arrays[BANK_V2T] = bank.test_captions_to_videos
+            np.savez(save_sims, **arrays)
         sims = run
     else:
-        S, c2v = _load_sims(sims, caption_to_video)
+        S, c2v, bank = _load_sims(sims, caption_to_video, norm.method == "qbnorm")
+    if norm.active:
+        typer.echo(f"test-time normalization: {norm.label()}", err=True)
     try:
-        metrics = retrieval_metrics(S, c2v, extra_ks=(50,) if r50 else ())
+        metrics = normalized_metrics(S, c2v, norm, bank, extra_ks=(50,) if r50 else ())
     except ValueError as e:
         raise VidretError(f"{sims}: {e}") from e
-    typer.echo(json.dumps(metrics, indent=2) if as_json else format_metrics(metrics))
+    typer.echo(dumps(metrics, indent=2) if as_json else format_metrics(metrics))
 
 
-def _load_sims(path: Path, c2v_path: Path | None) -> tuple[np.ndarray, np.ndarray]:
+# .npz arrays of QB-Norm's query bank, beside 'sims' and 'caption_to_video'
+BANK_T2V = "bank_text_to_videos"  # [bank captions, videos]
+BANK_V2T = "bank_captions_to_videos"  # [captions, bank videos]
+
+
+def _load_sims(
+    path: Path, c2v_path: Path | None, want_bank: bool
+) -> tuple[np.ndarray, np.ndarray, QueryBank | None]:
+    from vidret.eval.normalization import QueryBank
+
     loaded = _load_array_file(path, "--sims")
     if isinstance(loaded, np.lib.npyio.NpzFile):
         with loaded as z:
@@ -81,11 +116,18 @@ def _load_sims(path: Path, c2v_path: Path | None) -> tuple[np.ndarray, np.ndarra
                     f"{z.files[:5]}); save scores with np.savez(FILE, sims=..., "
                     "caption_to_video=...)"
                 )
-            return z["sims"], z["caption_to_video"]
+            bank = None
+            if want_bank:
+                if not {BANK_T2V, BANK_V2T} <= set(z.files):
+                    raise VidretError(_NO_BANK.format(path=path))
+                bank = QueryBank(z[BANK_T2V], z[BANK_V2T])
+            return z["sims"], z["caption_to_video"], bank
+    if want_bank:
+        raise VidretError(_NO_BANK.format(path=path))
     S = loaded
     if c2v_path is None:
         if S.ndim == 2 and S.shape[0] == S.shape[1]:
-            return S, np.arange(S.shape[0])  # one caption per video, on the diagonal
+            return S, np.arange(S.shape[0]), None  # one caption per video, on the diagonal
         raise VidretError(
             f"{path}: a {list(S.shape)} array; a [captions, videos] matrix that is not square "
             "needs --caption-to-video"
@@ -100,7 +142,14 @@ def _load_sims(path: Path, c2v_path: Path | None) -> tuple[np.ndarray, np.ndarra
         if isinstance(c2v, np.lib.npyio.NpzFile):
             c2v.close()
             raise VidretError(f"{c2v_path}: an .npz archive; give a .npy array or a .txt file")
-    return S, c2v
+    return S, c2v, None
+
+
+_NO_BANK = (
+    "--normalize qbnorm: {path} holds no query bank; save one with `vidret eval --run RUN "
+    f"--normalize qbnorm --save-sims FILE`, or np.savez(FILE, sims=..., caption_to_video=..., "
+    f"{BANK_T2V}=[bank captions x videos], {BANK_V2T}=[captions x bank videos])"
+)
 
 
 def _load_array_file(path: Path, option: str) -> np.ndarray | np.lib.npyio.NpzFile:
@@ -113,57 +162,3 @@ def _load_array_file(path: Path, option: str) -> np.ndarray | np.lib.npyio.NpzFi
         raise VidretError(
             f"{option} {path}: not a NumPy .npy or .npz file; save scores with np.save or np.savez"
         ) from None
-
-
-def _run_sims(run: Path, data: Path | None, split: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """Similarities of a trained model on the chosen videos of a dataset folder."""
-    import torch
-
-    from vidret.data.splits import SPLIT_PARTS, load_named_split
-    from vidret.eval.evaluate import similarity_matrix
-    from vidret.train.data import prepare_data, split_caption_rows
-    from vidret.train.run import load_trained_model
-
-    cfg, model, info = load_trained_model(run)
-    torch.set_num_threads(cfg.train.threads)  # the run's count: the same sums as training
-    experts = list(info["signature"]["experts"])
-    own_data = data is None
-    root = Path(info["data"]) if own_data else data
-    split = split or ("test" if own_data else "all")
-    captions = None  # all captions of the videos, unless the split names them
-    if own_data and split in SPLIT_PARTS:
-        prepared = prepare_data(cfg, root, experts=experts)
-        rows = prepared.splits[split]
-        captions = prepared.scored.get(split)
-    else:
-        prepared = prepare_data(cfg, root, experts=experts, split="all")
-        rows = prepared.splits["train"]  # 'all' puts every video in train
-        if split != "all":
-            _check_split_name(root, split, own_data)
-            index = prepared.dataset.video_index()
-            ids = load_named_split(root, split, set(index))
-            rows = np.array([index[v] for v in ids], np.int64)
-            captions = split_caption_rows(prepared.dataset, root, split)
-    for name, dim in info["signature"]["experts"].items():
-        have = prepared.dataset.experts[name].dim
-        if have != dim:
-            raise VidretError(
-                f"{root}: expert '{name}' has dim {have}, but the model in {run} "
-                f"was trained on dim {dim}"
-            )
-    if len(rows) == 0:
-        raise VidretError(f"{root}: split '{split}' holds no videos")
-    return similarity_matrix(model, prepared, rows, cfg.train.eval_batch, captions=captions)
-
-
-def _check_split_name(root: Path, split: str, own_data: bool) -> None:
-    from vidret.data.format import SPLITS_DIR
-    from vidret.data.splits import SPLIT_PARTS
-
-    if (root / SPLITS_DIR / f"{split}.txt").is_file():
-        return
-    named = sorted(p.stem for p in (root / SPLITS_DIR).glob("*.txt"))
-    choices = dict.fromkeys([*(SPLIT_PARTS if own_data else ()), *named, "all"])
-    raise VidretError(
-        f"--split: no split named '{split}' in {root}; choose one of {', '.join(choices)}"
-    )

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from vidret.json_output import dumps
+
 
 class RunLogger:
     def __init__(self, run_dir: Path, resume_after_epoch: int | None = None):
@@ -31,7 +33,7 @@ class RunLogger:
 
     def log_epoch(self, record: dict[str, Any]) -> None:
         with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(dumps(record) + "\n")
         if self._tb is not None:
             for key, value in _flatten(record).items():
                 if key != "epoch" and isinstance(value, (int, float)):
