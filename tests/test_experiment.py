@@ -122,3 +122,63 @@ def test_shipped_experiment_files_load() -> None:
         spec = load_experiment(path)  # every variant's config is validated here
         assert spec.variants and spec.data_path().name == imported.get(path.stem, "msrvtt-1k")
     assert set(imported) <= {p.stem for p in files}
+
+
+def test_experiment_adds_test_time_normalization_rows(tmp_path: Path, demo_dir: Path) -> None:
+    spec = write_experiment(tmp_path, demo_dir)
+    out = tmp_path / "out"
+    runner = CliRunner()
+    args = ["experiment", str(spec), "--out", str(out), "--normalize", "dual_softmax,qbnorm"]
+    result = runner.invoke(app, [*args, "--jobs", "2"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    run = out / "infonce" / "seed1"
+    saved = json.loads((run / "test_normalized.json").read_text())
+    assert saved["dual_softmax"]["normalization"] == {"method": "dual_softmax", "temperature": 0.01}
+    # the experiment's numbers are what `vidret eval` gives for that run and setting
+    for method in ("dual_softmax", "qbnorm"):
+        shown = runner.invoke(app, ["eval", "--run", str(run), "--normalize", method, "--json"])
+        assert shown.exit_code == 0, shown.output
+        assert json.loads(shown.stdout) == saved[method]
+    table = (out / "results.md").read_text()
+    assert "| InfoNCE + QB-Norm | 2 |" in table and "| hard margin + dual softmax | 2 |" in table
+    assert "vs InfoNCE |" in table  # a normalized row is tested against its own plain row
+    assert "query bank from the run's training captions and videos" in table
+    results = json.loads((out / "results.json").read_text())
+    assert results["test_normalization"][1]["method"] == "qbnorm"
+    assert all(set(r["test_normalized"]) == {"dual_softmax", "qbnorm"} for r in results["runs"])
+
+    # Scored once: a second call keeps the file; another setting scores again.
+    kept = (run / "test_normalized.json").stat().st_mtime_ns
+    assert runner.invoke(app, args, catch_exceptions=False).exit_code == 0
+    assert (run / "test_normalized.json").stat().st_mtime_ns == kept
+    edited = yaml.safe_load(spec.read_text())
+    edited["test_normalization"] = [{"method": "dual_softmax", "temperature": 0.5}]
+    spec.write_text(yaml.safe_dump(edited))
+    assert runner.invoke(app, args[:4], catch_exceptions=False).exit_code == 0
+    rescored = json.loads((run / "test_normalized.json").read_text())
+    assert rescored["dual_softmax"]["normalization"]["temperature"] == 0.5
+    bad = runner.invoke(app, [*args[:4], "--normalize", "softmax"])
+    assert "choose dual_softmax or qbnorm" in str(bad.exception)
+
+
+def test_normalized_rows_are_never_bold() -> None:
+    m = {"R@1": 1.0, "R@5": 2.0, "R@10": 3.0, "MdR": 4.0, "MnR": 5.0}
+    better = {"R@1": 9.0, "R@5": 9.0, "R@10": 9.0, "MdR": 1.0, "MnR": 1.0}
+    results = {
+        "experiment": "x",
+        "variants": ["a"],
+        "test_normalization": [{"method": "dual_softmax", "temperature": 0.01}],
+        "runs": [
+            {
+                "variant": "a",
+                "seed": s,
+                "test": {"t2v": m, "v2t": m, "Rsum": 12.0 + s},
+                "test_normalized": {"dual_softmax": {"t2v": better, "v2t": better, "Rsum": 54.0}},
+            }
+            for s in (0, 1)
+        ],
+    }
+    lines = results_table(results).splitlines()
+    normalized = next(line for line in lines if line.startswith("| a + dual softmax |"))
+    assert "**" not in normalized and "54.0 +- 0.0" in normalized
+    assert "**12.5 +- 0.7**" in next(line for line in lines if line.startswith("| a | 2 |"))

@@ -16,6 +16,7 @@ from typing import Any
 
 from scipy import stats
 
+from vidret.experiments.normalized import read_normalized
 from vidret.experiments.runner import TIMING, plan
 from vidret.experiments.spec import ExperimentSpec, config_hash
 from vidret.io import atomic_open, write_json_atomic
@@ -53,6 +54,7 @@ def collect(spec: ExperimentSpec, out: Path) -> dict[str, Any]:
                 "epochs_run": result["epochs_run"],
                 "val": result.get("val"),
                 "test": result.get("test"),
+                "test_normalized": read_normalized(r.folder) or None,
                 "wall_s": json.loads(timing.read_text())["wall_s"] if timing.exists() else None,
             }
         )
@@ -62,6 +64,7 @@ def collect(spec: ExperimentSpec, out: Path) -> dict[str, Any]:
         "seeds": spec.seeds,
         "variants": [v.name for v in spec.variants],
         "compare_to": {v.name: v.compare_to or spec.variants[0].name for v in spec.variants},
+        "test_normalization": [n.normalization().describe() for n in spec.test_normalization],
         "runs": runs,
     }
 
@@ -79,26 +82,36 @@ def _value(metrics: dict[str, Any], direction: str | None, key: str) -> float:
 
 
 def results_table(results: dict[str, Any], part: str = "test") -> str:
-    rows: dict[str, dict[int, dict[str, Any]]] = {v: {} for v in results["variants"]}
+    rows: dict[str, dict[int, dict[str, Any]]] = {}
+    reference: dict[str, str] = {}
+    first = results["variants"][0]
+    methods = [n["method"] for n in results.get("test_normalization", [])] if part == "test" else []
+    for v in results["variants"]:
+        rows[v] = {}
+        reference[v] = results.get("compare_to", {}).get(v, first)
+        for method in methods:  # a normalized row is tested against its own plain row
+            rows[f"{v} + {NORMALIZATION_NAMES[method]}"] = {}
+            reference[f"{v} + {NORMALIZATION_NAMES[method]}"] = v
     for run in results["runs"]:
         if run.get(part):
             rows[run["variant"]][run["seed"]] = run[part]
+        for method in methods:
+            scored = (run.get("test_normalized") or {}).get(method)
+            if scored:
+                rows[f"{run['variant']} + {NORMALIZATION_NAMES[method]}"][run["seed"]] = scored
+    # bold marks the best plain row: normalized numbers are not compared with plain ones
     means = {
         v: {c: statistics.mean(_value(m, *c) for m in by_seed.values()) for c in COLUMNS}
         for v, by_seed in rows.items()
         if by_seed
     }
+    plain = [v for v in results["variants"] if v in means]
     best = (
-        {
-            c: (min if c[1] in LOWER_IS_BETTER else max)(m[c] for m in means.values())
-            for c in COLUMNS
-        }
-        if means
+        {c: (min if c[1] in LOWER_IS_BETTER else max)(means[v][c] for v in plain) for c in COLUMNS}
+        if plain
         else {}
     )
-    first = results["variants"][0]
-    reference = {v: results.get("compare_to", {}).get(v, first) for v in results["variants"]}
-    one_reference = all(r == first for r in reference.values())
+    one_reference = all(r == first for v, r in reference.items() if v in results["variants"])
     header = [
         "variant",
         "seeds",
@@ -111,6 +124,14 @@ def results_table(results: dict[str, Any], part: str = "test") -> str:
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
     ]
+    if methods:
+        settings = "; ".join(_describe(n) for n in results["test_normalization"])
+        lines[1:1] = [
+            "",
+            "Rows marked `+ dual softmax` / `+ QB-Norm` score the same runs' test split with "
+            f"test-time normalization ({settings}), each tested against its plain row; "
+            "unmarked rows use plain similarities.",
+        ]
     for variant, by_seed in rows.items():
         if not by_seed:
             lines.append(f"| {variant} | 0 |" + " |" * (len(header) - 2))
@@ -120,15 +141,30 @@ def results_table(results: dict[str, Any], part: str = "test") -> str:
             values = [_value(m, *c) for m in by_seed.values()]
             sd = statistics.stdev(values) if len(values) > 1 else 0.0
             text = f"{statistics.mean(values):.1f} +- {sd:.1f}"
-            cells.append(f"**{text}**" if abs(means[variant][c] - best[c]) < 1e-9 else text)
+            is_best = variant in plain and abs(means[variant][c] - best[c]) < 1e-9
+            cells.append(f"**{text}**" if is_best else text)
         ref = reference[variant]
         if ref == variant:
             cells.append("")
         else:
             paired = _paired(rows[ref], by_seed)
-            cells.append(paired if one_reference else f"{paired} vs {ref}")
+            cells.append(paired if one_reference and ref == first else f"{paired} vs {ref}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+NORMALIZATION_NAMES = {"dual_softmax": "dual softmax", "qbnorm": "QB-Norm"}
+
+
+def _describe(settings: dict[str, Any]) -> str:
+    method = settings["method"]
+    if method == "dual_softmax":
+        return f"dual softmax over the test queries, T={settings['temperature']:g}"
+    kind = "dynamic inverted softmax" if settings.get("dynamic", True) else "inverted softmax"
+    return (
+        f"QB-Norm, {kind}, beta={settings['beta']:g}, k={settings['k']}, query bank from the "
+        "run's training captions and videos"
+    )
 
 
 def _paired(reference: dict[int, Any], other: dict[int, Any]) -> str:

@@ -4,6 +4,9 @@ name: table4-meanpool
 data: ${VIDRET_SHARED_DATA}/msrvtt-1k     # environment variables are expanded
 base: configs/meanpool-triplet.yaml        # relative to the repository root or cwd
 seeds: [0, 1, 2, 3, 4]
+test_normalization:                        # optional: the test split also scored with
+  - {method: dual_softmax, temperature: 0.01}
+  - {method: qbnorm}                       # query bank from each run's training part
 variants:
   - name: hard margin, no mining
     set: {loss.mining: false}
@@ -20,13 +23,14 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vidret.config import RunConfig, load_config
 from vidret.errors import VidretError
+from vidret.eval.normalization import Normalization
 
 
 class Variant(BaseModel):
@@ -42,6 +46,21 @@ class Variant(BaseModel):
         return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-") or "variant"
 
 
+class NormalizationSpec(BaseModel):
+    """A test-time normalization the test split is also scored with (vidret.eval.normalization)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["dual_softmax", "qbnorm"]
+    temperature: float = 0.01
+    beta: float = 20.0
+    k: int = 1
+    dynamic: bool = True
+
+    def normalization(self) -> Normalization:
+        return Normalization(**self.model_dump())
+
+
 class ExperimentSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -50,6 +69,8 @@ class ExperimentSpec(BaseModel):
     base: str
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     variants: list[Variant] = Field(min_length=1)
+    # Extra rows: every run's test split scored again with each (no training changes).
+    test_normalization: list[NormalizationSpec] = Field(default_factory=list)
 
     def data_path(self) -> Path:
         return Path(os.path.expandvars(self.data))
@@ -68,7 +89,9 @@ def config_hash(cfg: RunConfig) -> str:
     return hashlib.sha256(json.dumps(dump, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def load_experiment(path: Path | str, seeds: list[int] | None = None) -> ExperimentSpec:
+def load_experiment(
+    path: Path | str, seeds: list[int] | None = None, normalize: list[str] | None = None
+) -> ExperimentSpec:
     path = Path(path)
     os.environ.setdefault("VIDRET_SHARED_DATA", str(_default_shared_data()))
     try:
@@ -85,6 +108,19 @@ def load_experiment(path: Path | str, seeds: list[int] | None = None) -> Experim
         raise VidretError("\n".join(lines)) from None
     if seeds:
         spec.seeds = seeds
+    for method in normalize or []:
+        if method not in ("dual_softmax", "qbnorm"):
+            raise VidretError(f"--normalize {method!r}: choose dual_softmax or qbnorm")
+        if method not in [n.method for n in spec.test_normalization]:
+            spec.test_normalization.append(NormalizationSpec(method=method))
+    methods = [n.method for n in spec.test_normalization]
+    if len(set(methods)) != len(methods):
+        raise VidretError(f"{path}: test_normalization names a method twice ({methods})")
+    for n in spec.test_normalization:
+        try:
+            n.normalization()
+        except VidretError as e:
+            raise VidretError(f"{path}: test_normalization: {e}") from None
     slugs = [v.slug for v in spec.variants]
     if len(set(slugs)) != len(slugs):
         raise VidretError(f"{path}: two variants have the same name (as folder names: {slugs})")
