@@ -15,11 +15,17 @@ TEXTS = ["a man is cooking pasta in a kitchen", "dog", "people dance at a party 
 
 
 def test_onnx_query_encoder_matches_sentence_transformers() -> None:
+    from vidret.text import onnx_encoder
+
     path = default_model_path()
-    encoder = OnnxSentenceEncoder.try_load(path)
-    assert encoder is not None
-    for text in TEXTS:  # one at a time, as queries come
-        fast = encoder.encode([text], with_tokens=True, max_tokens=32)
+    exported = OnnxSentenceEncoder.try_load(path)  # exports, or finds the export
+    # A later start: the export and its manifest, tokenized by tokenizers, without
+    # sentence-transformers (the fast cold start of `vidret search`).
+    restarted = onnx_encoder._load_exported(path, threads=1)
+    assert exported is not None and restarted is not None
+    texts = [*TEXTS, "  Leading spaces, UPPER case and ünïcödé  ", "x" * 3000]
+    for encoder, text in [(e, t) for e in (exported, restarted) for t in texts]:
+        fast = encoder.encode([text], with_tokens=True, max_tokens=32)  # one, as queries come
         # After the export the shared PyTorch model must still be in eval mode.
         ref = encode_texts([text], path, with_tokens=True, max_tokens=32, progress=False)
         np.testing.assert_allclose(fast.sentence, ref.sentence, atol=1e-5)
@@ -27,6 +33,10 @@ def test_onnx_query_encoder_matches_sentence_transformers() -> None:
         np.testing.assert_allclose(
             fast.tokens.astype(np.float32), ref.tokens.astype(np.float32), atol=2e-3
         )
+    # several texts at once: padded to the longest, the padding masked out of the mean
+    batch = restarted.encode(texts, with_tokens=False)
+    ref = encode_texts(texts, path, with_tokens=False, progress=False)
+    np.testing.assert_allclose(batch.sentence, ref.sentence, atol=1e-5)
 
 
 def test_frame_encoder_backends_agree_and_classify_a_real_photo() -> None:

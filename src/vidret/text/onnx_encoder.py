@@ -5,28 +5,39 @@ and onnxruntime is about 3x faster on CPU (benchmarks/bench_search.py). The tran
 is exported once to vidret's cache (atomically); tokenization and pooling stay those of
 the sentence-transformers model, so the vectors equal `encode_texts` (tested). Models
 other than Transformer -> Pooling (mean or cls) -> optional Normalize fall back to PyTorch.
+
+Beside the export a small manifest records the pooling and the tokenizer's settings, so a
+later start needs neither sentence-transformers nor PyTorch's transformer: the model
+folder's `tokenizer.json` under the `tokenizers` library does the tokenization. That takes
+`vidret search`'s cold start from ~14 s to a few (benchmarks/bench_search.py).
 """
 
 from __future__ import annotations
 
+import json
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vidret.io import atomic_path
+from vidret.io import atomic_path, write_json_atomic
 from vidret.text.cache import model_key, user_cache_dir
 from vidret.text.sentence_bert import EncodedTexts, load_sentence_model
 
 _EXPORT_VERSION = 1
+# texts -> {"input_ids", "attention_mask"} as int64 arrays, padded to the longest
+Tokenize = Callable[[list[str]], dict[str, np.ndarray]]
 
 
 class OnnxSentenceEncoder:
-    def __init__(self, model: Any, onnx_file: Path, pooling: str, normalize: bool, threads: int):
+    def __init__(
+        self, tokenize: Tokenize, onnx_file: Path, pooling: str, normalize: bool, threads: int
+    ):
         import onnxruntime as ort
 
-        self._model = model  # for its tokenizer (model.preprocess)
+        self._tokenize = tokenize
         self._pooling, self._normalize = pooling, normalize
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -37,6 +48,9 @@ class OnnxSentenceEncoder:
     @classmethod
     def try_load(cls, model_path: Path, threads: int = 1) -> OnnxSentenceEncoder | None:
         """The ONNX encoder of this model, or None when its structure is not supported."""
+        quick = _load_exported(model_path, threads)
+        if quick is not None:
+            return quick
         model = load_sentence_model(str(model_path))
         modules = list(model)
         names = [type(m).__name__ for m in modules]
@@ -52,13 +66,28 @@ class OnnxSentenceEncoder:
                 f"{model_path}: no ONNX export ({e}); queries run in PyTorch", stacklevel=2
             )
             return None
-        return cls(model, onnx_file, pooling, len(names) == 3, threads)
+        normalize = len(names) == 3
+        write_json_atomic(
+            _manifest_path(onnx_file),
+            {
+                "pooling": pooling,
+                "normalize": normalize,
+                "max_seq_length": int(model.max_seq_length),
+                "do_lower_case": bool(getattr(modules[0], "do_lower_case", False)),
+            },
+        )
+
+        def tokenize(texts: list[str]) -> dict[str, np.ndarray]:
+            features = model.preprocess(texts)
+            return {k: features[k].numpy() for k in ("input_ids", "attention_mask")}
+
+        return cls(tokenize, onnx_file, pooling, normalize, threads)
 
     def encode(self, texts: list[str], with_tokens: bool, max_tokens: int = 32) -> EncodedTexts:
-        features = self._model.preprocess(texts)
-        mask = features["attention_mask"].numpy()
+        features = self._tokenize(texts)
+        mask = features["attention_mask"]
         tokens = self._session.run(
-            None, {"input_ids": features["input_ids"].numpy(), "attention_mask": mask}
+            None, {"input_ids": features["input_ids"], "attention_mask": mask}
         )[0]
         if self._pooling == "mean":
             weights = mask[..., None].astype(np.float32)
@@ -75,10 +104,51 @@ class OnnxSentenceEncoder:
         return EncodedTexts(sentence.astype(np.float32), out, kept.sum(1).astype(np.int64))
 
 
+def _onnx_path(model_path: Path) -> Path:
+    return user_cache_dir() / "models" / f"{model_key(model_path)}-v{_EXPORT_VERSION}.onnx"
+
+
+def _manifest_path(onnx_file: Path) -> Path:
+    return onnx_file.with_suffix(".json")
+
+
+def _load_exported(model_path: Path, threads: int) -> OnnxSentenceEncoder | None:
+    """The encoder from an earlier export and its manifest, tokenizing with the model
+    folder's tokenizer.json; None when any of them is missing."""
+    onnx_file = _onnx_path(model_path)
+    manifest_file = _manifest_path(onnx_file)
+    tokenizer_file = model_path / "tokenizer.json"
+    if not (onnx_file.exists() and manifest_file.exists() and tokenizer_file.exists()):
+        return None
+    from tokenizers import Tokenizer
+
+    manifest = json.loads(manifest_file.read_text())
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    # As sentence-transformers calls it: longest-first truncation at max_seq_length,
+    # padded to the longest text of the batch, special tokens added.
+    tokenizer.enable_truncation(max_length=manifest["max_seq_length"])
+    pad = tokenizer.padding or {}
+    tokenizer.enable_padding(pad_id=pad.get("pad_id", 0), pad_token=pad.get("pad_token", "[PAD]"))
+
+    def tokenize(texts: list[str]) -> dict[str, np.ndarray]:
+        texts = [t.strip() for t in texts]
+        if manifest["do_lower_case"]:
+            texts = [t.lower() for t in texts]
+        encoded = tokenizer.encode_batch(texts)
+        return {
+            "input_ids": np.array([e.ids for e in encoded], np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encoded], np.int64),
+        }
+
+    return OnnxSentenceEncoder(
+        tokenize, onnx_file, manifest["pooling"], manifest["normalize"], threads
+    )
+
+
 def _export(model: Any, model_path: Path) -> Path:
     import torch
 
-    path = user_cache_dir() / "models" / f"{model_key(model_path)}-v{_EXPORT_VERSION}.onnx"
+    path = _onnx_path(model_path)
     if path.exists():
         return path
     transformer = model[0].auto_model.eval()
