@@ -249,6 +249,13 @@ def test_http_api(trained: dict) -> None:
     top = body["results"][0]
     assert top["video_id"] == "clips__purple_clip"
     assert top["thumbnail_url"] == "/videos/clips__purple_clip/thumbnail"
+    # what a card shows: no captions in this collection, so the file name; the duration
+    assert top["caption"] is None and top["file_name"] == "purple clip.mkv"
+    assert top["duration"] == pytest.approx(3.0, abs=0.1) and top["source_url"] is None
+    assert body["normalization"] == "none" and body["below_floor"] is False
+    assert len(client.get("/search", params={"q": "dog", "k": 1000}).json()["results"]) == 6
+    normalized = client.get("/search", params={"q": "a purple pattern", "normalize": "qbnorm"})
+    assert normalized.status_code == 200 and normalized.json()["normalization"] == "qbnorm"
 
     meta = client.get(f"/videos/{top['video_id']}").json()
     assert meta["metadata"]["file"] == "clips/purple clip.mkv"
@@ -268,7 +275,8 @@ def test_http_api(trained: dict) -> None:
         ({"q": "   "}, "empty"),
         ({"q": "x" * 501}, "at most 500"),
         ({"q": "dog", "k": 0}, "k:"),
-        ({"q": "dog", "k": 101}, "k:"),
+        ({"q": "dog", "k": 1001}, "k:"),  # the CLI's limit too (MAX_K)
+        ({"q": "dog", "normalize": "softmax"}, "normalize:"),
         ({"q": "dog", "k": "ten"}, "k:"),
         ({}, "q:"),
     ]:
@@ -316,11 +324,22 @@ def test_search_page_in_chromium(trained: dict, tmp_path: Path) -> None:
             screenshots.append(Path(os.environ["VIDRET_SCREENSHOT_DIR"]) / "search-page.png")
         for shot in screenshots:
             page.screenshot(path=str(shot))
+        # The card says what the video is (file name here: no captions) and how long.
+        assert "green clip.mkv" in cards[0].text_content()
+        assert "0:03" in cards[0].text_content()
         # A click plays the video in the page: the browser reads its duration.
         cards[0].click()
         page.wait_for_function("document.getElementById('video').readyState >= 1")
         duration = page.evaluate("document.getElementById('video').duration")
         assert duration == pytest.approx(3.0, abs=0.3)
+        # A query nothing matches well: the page says so, and shows the hits on request.
+        page.fill("#q", "zzz qqq xylophone tax law")
+        page.click("button[type=submit]")
+        page.wait_for_selector("#show-weak")
+        assert "no good match" in page.text_content("#status")
+        assert page.query_selector_all(".card") == []
+        page.click("#show-weak")
+        assert len(page.query_selector_all(".card")) == len(SCENES)
         # An empty query is refused in the page, with a message.
         page.fill("#q", "  ")
         page.click("button[type=submit]")

@@ -19,9 +19,21 @@ def index_command(
         ),
     ] = "flat",
     overwrite: Annotated[bool, typer.Option(help="replace an existing index folder")] = False,
+    query_bank: Annotated[
+        int,
+        typer.Option(
+            help="training captions in the query bank for `search --normalize` (0: none)",
+            min=0,
+        ),
+    ] = 2000,
 ) -> None:
     """Build INDEX_DIR: vectors, video metadata and the model reference, written atomically."""
     from vidret.search.index import build_index
 
-    index = build_index(run, data, out, kind=kind, overwrite=overwrite)
+    index = build_index(run, data, out, kind=kind, overwrite=overwrite, bank_size=query_bank)
     typer.echo(f"{out}: {index.size} videos, {index.info['kind']} index, {index.info['dim']}-d")
+    bank, floor = index.info["query_bank"], index.info["score_floor"]
+    if bank:
+        typer.echo(f"query bank: {bank['captions']} training captions (search --normalize)")
+    if floor is not None:
+        typer.echo(f"weak-match floor: similarity {floor:.3f}")

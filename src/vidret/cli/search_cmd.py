@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from vidret.errors import VidretError
 
 
 def search_command(
@@ -14,20 +15,43 @@ def search_command(
     query: Annotated[str, typer.Argument(help='what to look for, e.g. "a man is cooking pasta"')],
     k: Annotated[int, typer.Option("-k", "--k", help="how many results")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    normalize: Annotated[
+        str,
+        typer.Option(
+            help="order by test-time normalization against the index's query bank: none, "
+            "dual_softmax or qbnorm"
+        ),
+    ] = "none",
 ) -> None:
     """Print the best-matching videos with their scores."""
     import faiss
 
-    from vidret.search.engine import SearchEngine, check_k, check_query
+    from vidret.json_output import dumps
+    from vidret.search.engine import SEARCH_NORMALIZATIONS, SearchEngine, check_k, check_query
 
     query = check_query(query)  # before the model is loaded: a bad argument fails at once
     check_k(k)
+    if normalize not in SEARCH_NORMALIZATIONS:
+        raise VidretError(f"--normalize {normalize!r}: choose one of none, dual_softmax, qbnorm")
     faiss.omp_set_num_threads(1)  # one query: FAISS's threads cost more than they save
-    result = SearchEngine(index).search(query, k)
+    result = SearchEngine(index).search(query, k, normalize)
     if as_json:
         rows = [{"rank": h.rank, "score": h.score, **h.video} for h in result.hits]
-        typer.echo(json.dumps({"query": result.query, "results": rows}, indent=2))
+        body = {
+            "query": result.query,
+            "normalization": result.normalization,
+            "score_floor": result.floor,
+            "below_floor": result.below_floor,
+            "results": rows,
+        }
+        typer.echo(dumps(body, indent=2, ensure_ascii=False))
         return
+    if result.below_floor:
+        typer.echo(
+            f"no good match: the best video scores {result.hits[0].score:.3f}, below the "
+            f"index's floor of {result.floor:.3f} (95% of the model's training captions find "
+            "a better best match here); the closest:"
+        )
     for hit in result.hits:
         where = hit.video.get("path") or hit.video.get("url") or ""
         typer.echo(f"{hit.rank:>3}  {hit.score:+.4f}  {hit.video_id}  {where}")

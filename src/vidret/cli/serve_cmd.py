@@ -16,6 +16,13 @@ def serve_command(
         int,
         typer.Option(help="CPU threads per query; requests already run in parallel", min=1),
     ] = 1,
+    normalize: Annotated[
+        str,
+        typer.Option(
+            help="default ordering of /search and the page: none, dual_softmax or qbnorm "
+            "(test-time normalization against the index's query bank)"
+        ),
+    ] = "none",
 ) -> None:
     """Serve http://HOST:PORT/ (search page), /search, /videos/{id}, /health, /docs."""
     import faiss
@@ -29,6 +36,6 @@ def serve_command(
     torch.set_num_threads(threads)
     faiss.omp_set_num_threads(threads)
 
-    app = create_app(index)
+    app = create_app(index, normalize=normalize)
     typer.echo(f"serving {index} on http://{host}:{port}/  (API description: /docs)")
     uvicorn.run(app, host=host, port=port, log_level="warning")

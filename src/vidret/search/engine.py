@@ -20,7 +20,8 @@ from vidret.text.sentence_bert import encode_texts
 from vidret.train.run import load_trained_model
 
 MAX_QUERY_CHARS = 500
-MAX_K = 1000
+MAX_K = 1000  # the CLI's and the HTTP API's limit alike
+SEARCH_NORMALIZATIONS = ("none", "dual_softmax", "qbnorm")
 
 
 @dataclass
@@ -40,6 +41,13 @@ class SearchResult:
     hits: list[Hit]
     encode_ms: float
     search_ms: float
+    normalization: str = "none"  # the test-time normalization that ordered the hits
+    floor: float | None = None  # the index's weak-match floor (vidret.search.query_bank)
+
+    @property
+    def below_floor(self) -> bool:
+        """No hit scores as high as 95% of real caption-video pairs of the model's data."""
+        return self.floor is not None and (not self.hits or self.hits[0].score < self.floor)
 
 
 class QueryEncoder:
@@ -111,16 +119,20 @@ class SearchEngine:
     def size(self) -> int:
         return self.index.size
 
-    def search(self, query: str, k: int = 10) -> SearchResult:
+    def search(self, query: str, k: int = 10, normalize: str = "none") -> SearchResult:
         query = check_query(query)
         check_k(k)
+        self.check_normalize(normalize)
         k = min(k, self.size)
         t0 = time.perf_counter()
         embedded = self.encoder.embed(query)
         t1 = time.perf_counter()
         experts = self.index.experts
-        # Several experts: FAISS proposes candidates, the model's formula orders them.
+        # Several experts, or a normalization: FAISS proposes candidates, the model's
+        # formula (and the normalization) orders them.
         pool = k if experts is None else min(self.size, max(4 * k, 64))
+        if normalize != "none":
+            pool = min(self.size, max(10 * k, 100))
         scores, ids = self.index.index.search(flatten(embedded), pool)
         scores, ids = scores[0], ids[0]
         keep = ids >= 0  # FAISS pads with -1 when it finds fewer
@@ -128,14 +140,31 @@ class SearchEngine:
         if experts is not None and len(ids):
             candidates = Embeddings(experts.vectors[ids], experts.weights[ids])
             scores = similarity(embedded, candidates)[0].numpy()
-            order = np.argsort(-scores, kind="stable")[:k]
+            order = np.argsort(-scores, kind="stable")
             scores, ids = scores[order], ids[order]
+        if normalize != "none" and len(ids):
+            order = np.argsort(-self.index.bank.rescore(scores, ids, normalize), kind="stable")
+            scores, ids = scores[order], ids[order]
+        scores, ids = scores[:k], ids[:k]
         t2 = time.perf_counter()
         hits = [
             Hit(rank=r + 1, score=float(s), video=self.index.videos[int(i)])
             for r, (s, i) in enumerate(zip(scores, ids, strict=True))
         ]
-        return SearchResult(query, hits, (t1 - t0) * 1000, (t2 - t1) * 1000)
+        floor = self.index.info.get("score_floor")
+        return SearchResult(query, hits, (t1 - t0) * 1000, (t2 - t1) * 1000, normalize, floor)
+
+    def check_normalize(self, normalize: str) -> None:
+        if normalize not in SEARCH_NORMALIZATIONS:
+            raise VidretError(
+                f"--normalize {normalize!r}: choose one of {', '.join(SEARCH_NORMALIZATIONS)}"
+            )
+        if normalize != "none" and self.index.bank is None:
+            raise VidretError(
+                f"{self.index.folder}: built without a query bank, so it cannot --normalize; "
+                "rebuild it with `vidret index ... --query-bank 2000` where the run's "
+                "training data is at hand"
+            )
 
 
 def check_query(query: str) -> str:

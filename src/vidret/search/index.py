@@ -9,6 +9,9 @@ INDEX_DIR/
   videos.jsonl   one line per indexed video (row i = FAISS id i): its dataset metadata
   experts.npy    only for multi-expert models: [N, E, d] vectors and [N, E] presence,
                  for the exact re-scoring of the best candidates (see `query_vector`)
+  query_bank.npz per-video normalizers against training captions, for test-time
+                 normalization at search (`vidret.search.query_bank`); index.json's
+                 `query_bank` has its settings and `score_floor` the weak-match floor
 ```
 
 A query's score for a video is the model's similarity. For one expert that is the inner
@@ -34,11 +37,19 @@ from vidret.data.dataset import VideoDataset
 from vidret.data.file_refs import video_folder
 from vidret.data.validate import require_finite
 from vidret.errors import VidretError
+from vidret.eval.normalization import Normalization
 from vidret.io import atomic_directory, write_json_atomic, write_jsonl_atomic
 from vidret.locking import folder_lock, remove_stale_temporaries
 from vidret.models.types import Embeddings
-from vidret.progress import progress_bar
+from vidret.progress import note, progress_bar
 from vidret.search.faiss_index import build_faiss_index, check_index_kind, set_search_params
+from vidret.search.query_bank import (
+    BANK_FILE,
+    DEFAULT_BANK_SIZE,
+    SearchBank,
+    build_bank,
+    text_embeddings,
+)
 from vidret.train.data import dataset_video_batch
 from vidret.train.run import BEST, load_trained_model
 from vidret.version import code_version
@@ -72,6 +83,7 @@ class VideoIndex:
     index: Any  # faiss.Index
     videos: list[dict[str, Any]]
     experts: Embeddings | None  # multi-expert models only
+    bank: SearchBank | None = None  # built with the run's data at hand
 
     @classmethod
     def load(cls, folder: Path) -> VideoIndex:
@@ -119,7 +131,15 @@ class VideoIndex:
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
                 raise VidretError(f"{folder / EXPERTS_FILE}: damaged ({e}); {rebuild}") from None
             experts = Embeddings(torch.from_numpy(vectors), torch.from_numpy(weights))
-        return cls(folder, info, index, videos, experts)
+        bank = None
+        if info.get("query_bank"):
+            try:
+                bank = SearchBank.load(folder, info["query_bank"])
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+                raise VidretError(f"{folder / BANK_FILE}: damaged ({e}); {rebuild}") from None
+            if len(bank.activated) != len(videos):
+                raise VidretError(f"{folder / BANK_FILE}: not this index's videos; {rebuild}")
+        return cls(folder, info, index, videos, experts, bank)
 
     @property
     def size(self) -> int:
@@ -135,8 +155,11 @@ def build_index(
     batch: int = 256,
     overwrite: bool = False,
     progress: bool = True,
+    bank_size: int = DEFAULT_BANK_SIZE,
 ) -> VideoIndex:
-    """Embed every video of `data_dir` with the run's best checkpoint and write `out`."""
+    """Embed every video of `data_dir` with the run's best checkpoint and write `out`;
+    with the run's own data at hand, also its query bank (`bank_size` training captions,
+    0 for none) and score floor."""
     check_index_kind(kind)  # every argument is checked before the videos are embedded
     if out.exists() and not out.is_dir():
         raise VidretError(f"--out {out}: a file, not a folder")
@@ -144,7 +167,9 @@ def build_index(
         raise VidretError(f"--out {out} already exists; pass --overwrite to replace it")
     with folder_lock(out, what="builds an index in"):
         remove_stale_temporaries(out)  # of killed builds: no live writer owns them now
-        return _build_index(run_dir, data_dir, out, kind, params, batch, overwrite, progress)
+        return _build_index(
+            run_dir, data_dir, out, kind, params, batch, overwrite, progress, bank_size
+        )
 
 
 def _build_index(
@@ -156,6 +181,7 @@ def _build_index(
     batch: int,
     overwrite: bool,
     progress: bool,
+    bank_size: int,
 ) -> VideoIndex:
     cfg, model, model_info = load_trained_model(run_dir)
     torch.set_num_threads(cfg.train.threads)
@@ -188,7 +214,11 @@ def _build_index(
         torch.cat([p.vectors for p in parts]), torch.cat([p.weights for p in parts])
     )
     root = data_dir.resolve()
-    videos = [_index_metadata(v) for v in dataset.videos]
+    first_caption: dict[int, str] = {}
+    for text, row in zip(dataset.captions, dataset.caption_video.tolist(), strict=True):
+        first_caption.setdefault(row, text)
+    videos = [_index_metadata(v, first_caption.get(i)) for i, v in enumerate(dataset.videos)]
+    bank = run_query_bank(cfg, model, model_info, embeddings, bank_size)
     return write_index(
         out,
         embeddings,
@@ -202,7 +232,35 @@ def _build_index(
             "thumbnails": str(root),
         },
         overwrite=overwrite,
+        bank=bank,
     )
+
+
+def run_query_bank(
+    cfg: Any, model: Any, model_info: dict[str, Any], videos: Embeddings, bank_size: int
+) -> SearchBank | None:
+    """The query bank of `bank_size` captions from the run's own training data (None
+    without that data)."""
+    from vidret.train.data import prepare_data
+
+    run_data = Path(model_info["data"])
+    if bank_size == 0:
+        return None
+    if cfg.text.source is not None or not (run_data / "videos.jsonl").is_file():
+        note(
+            f"no query bank: the run's data {run_data} is not here (search works; "
+            "--normalize and the weak-match note need it)"
+        )
+        return None
+    prepared = prepare_data(cfg, run_data, experts=list(model_info["signature"]["experts"]))
+    captions, _ = prepared.caption_rows(prepared.splits["train"])
+    if len(captions) == 0:
+        return None
+    if len(captions) > bank_size:
+        rng = np.random.default_rng(0)
+        captions = np.sort(rng.choice(captions, bank_size, replace=False))
+    bank_text = text_embeddings(model, prepared, captions)
+    return build_bank(bank_text, videos, Normalization("qbnorm"), temperature=0.01)
 
 
 def model_reference(run_dir: Path, experts: list[str], text_model: str) -> dict[str, Any]:
@@ -227,6 +285,7 @@ def write_index(
     dataset: str | None = None,
     files: dict[str, str] | None = None,
     overwrite: bool = False,
+    bank: SearchBank | None = None,
 ) -> VideoIndex:
     """Write an index folder (atomically) for these video embeddings and metadata.
 
@@ -244,6 +303,8 @@ def write_index(
         "model": model,
         "dataset": dataset,
         "files": files or {},
+        "query_bank": None if bank is None else bank.settings,
+        "score_floor": None if bank is None else bank.floor,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "code_version": code_version(),
     }
@@ -257,11 +318,17 @@ def write_index(
                 vectors=embeddings.vectors.numpy(),
                 weights=embeddings.weights.numpy(),
             )
+        if bank is not None:
+            bank.save(tmp)
         write_json_atomic(tmp / INDEX_INFO, info)
-    return VideoIndex(out, info, index, videos, embeddings if multi_expert else None)
+    return VideoIndex(out, info, index, videos, embeddings if multi_expert else None, bank)
 
 
-def _index_metadata(video: dict[str, Any]) -> dict[str, Any]:
-    """The dataset's metadata an index keeps. File references stay as the dataset has them
-    (`thumbnail` relative to the dataset folder): index.json records that folder."""
-    return {k: v for k, v in video.items() if k not in ("frame_times", "mtime", "bytes")}
+def _index_metadata(video: dict[str, Any], caption: str | None) -> dict[str, Any]:
+    """The dataset's metadata an index keeps, with the video's first caption (what the
+    page shows on its card). File references stay as the dataset has them (`thumbnail`
+    relative to the dataset folder): index.json records that folder."""
+    kept = {k: v for k, v in video.items() if k not in ("frame_times", "mtime", "bytes")}
+    if caption is not None and "caption" not in kept:
+        kept["caption"] = caption
+    return kept

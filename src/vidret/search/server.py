@@ -1,7 +1,8 @@
 """The HTTP API and the search page (FastAPI; `vidret serve` runs it under uvicorn).
 
 GET /                        the search page (static/index.html)
-GET /search?q=...&k=10       ranked videos as JSON
+GET /search?q=...&k=10       ranked videos as JSON (&normalize=qbnorm|dual_softmax: ordered
+                             by test-time normalization against the index's query bank)
 GET /videos/{id}             a video's metadata
 GET /videos/{id}/file        the video file, for playback (when the index points at one)
 GET /videos/{id}/thumbnail   the frame saved at extraction
@@ -17,8 +18,8 @@ name files relative to those folders, never by their absolute path on the server
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any
+from pathlib import Path, PurePath
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -30,25 +31,32 @@ from pydantic import BaseModel
 from vidret import __version__
 from vidret.data.file_refs import UnsafeReferenceError, safe_url, thumbnail_file, video_file
 from vidret.errors import VidretError
-from vidret.search.engine import MAX_QUERY_CHARS, SearchEngine
+from vidret.json_output import rounded
+from vidret.search.engine import MAX_K, MAX_QUERY_CHARS, SearchEngine
 
 STATIC = Path(__file__).with_name("static")
-MAX_RESULTS = 100
+Normalize = Literal["none", "dual_softmax", "qbnorm"]
 
 
 class VideoResult(BaseModel):
     rank: int
     score: float
     video_id: str
-    duration: float | None = None
+    caption: str | None = None  # one of the video's captions, when the dataset has them
+    file_name: str | None = None  # the video file's name, when there is one
+    duration: float | None = None  # seconds
     thumbnail_url: str | None = None
-    video_url: str | None = None
+    video_url: str | None = None  # the local file, else the source's web address
+    source_url: str | None = None  # where the video comes from (http/https), if known
     metadata: dict[str, Any]
 
 
 class SearchResponse(BaseModel):
     query: str
     k: int
+    normalization: str
+    score_floor: float | None  # the index's weak-match floor
+    below_floor: bool  # no hit reaches it: the page says "no good match"
     encode_ms: float
     search_ms: float
     results: list[VideoResult]
@@ -62,8 +70,13 @@ class Health(BaseModel):
     version: str
 
 
-def create_app(index_dir: Path, engine: SearchEngine | None = None) -> FastAPI:
+def create_app(
+    index_dir: Path, engine: SearchEngine | None = None, normalize: str = "none"
+) -> FastAPI:
+    """The app over an index; `normalize` is the default of /search's `normalize`."""
     engine = engine or SearchEngine(index_dir)
+    engine.check_normalize(normalize)
+    default_normalize = normalize
     by_id = {v["video_id"]: v for v in engine.index.videos}
     roots = engine.index.info.get("files") or {}
     app = FastAPIOffline(
@@ -95,20 +108,30 @@ def create_app(index_dir: Path, engine: SearchEngine | None = None) -> FastAPI:
     @app.get("/search", response_model=SearchResponse)
     def search(
         q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="query")],
-        k: Annotated[int, Query(ge=1, le=MAX_RESULTS, description="number of results")] = 10,
+        k: Annotated[int, Query(ge=1, le=MAX_K, description="number of results")] = 10,
+        normalize: Annotated[
+            Normalize | None,
+            Query(description="test-time normalization (default: the server's)"),
+        ] = None,
     ) -> SearchResponse:
-        try:
-            result = engine.search(q, k)  # it checks the query (empty, too long)
+        try:  # the engine checks the query (empty, too long) and the normalization
+            result = engine.search(q, k, normalize or default_normalize)
         except VidretError as e:
             raise HTTPException(status_code=422, detail=str(e)) from None
         return SearchResponse(
             query=result.query,
             k=k,
+            normalization=result.normalization,
+            score_floor=None if result.floor is None else round(result.floor, 4),
+            below_floor=result.below_floor,
             encode_ms=round(result.encode_ms, 3),
             search_ms=round(result.search_ms, 3),
             results=[
                 VideoResult(
-                    rank=h.rank, score=h.score, **_links(h.video, roots), metadata=_public(h.video)
+                    rank=h.rank,
+                    score=round(h.score, 4),
+                    **_links(h.video, roots),
+                    metadata=rounded(_public(h.video)),
                 )
                 for h in result.hits
             ],
@@ -147,16 +170,32 @@ def _video(by_id: dict[str, dict[str, Any]], video_id: str) -> dict[str, Any]:
 
 
 def _links(meta: dict[str, Any], roots: dict[str, str]) -> dict[str, Any]:
+    """What a result card shows: caption or file name, duration, thumbnail and links."""
     vid = meta["video_id"]
     url = meta.get("url") if safe_url(meta.get("url")) else None
+    file = meta.get("file") or meta.get("path")
     return {
         "video_id": vid,
-        "duration": meta.get("duration"),
+        "caption": meta.get("caption") if isinstance(meta.get("caption"), str) else None,
+        "file_name": PurePath(file).name if isinstance(file, str) and file else None,
+        "duration": _duration(meta),
         "thumbnail_url": (
             f"/videos/{vid}/thumbnail" if _served_file(meta, roots, "thumbnail") else None
         ),
         "video_url": f"/videos/{vid}/file" if _served_file(meta, roots, "path") else url,
+        "source_url": url,
     }
+
+
+def _duration(meta: dict[str, Any]) -> float | None:
+    """Seconds: `duration`, else `end - start` (a clip of a longer source, as MSR-VTT's)."""
+    number = (int, float)
+    if isinstance(meta.get("duration"), number) and not isinstance(meta["duration"], bool):
+        return round(float(meta["duration"]), 2)
+    start, end = meta.get("start"), meta.get("end")
+    if isinstance(start, number) and isinstance(end, number) and end > start:
+        return round(float(end - start), 2)
+    return None
 
 
 def _public(meta: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,20 @@ function setStatus(text, isError = false) {
   statusLine.classList.toggle("error", isError);
 }
 
+function formatDuration(seconds) {
+  const s = Math.round(seconds);
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+}
+
+function isWebAddress(address) {
+  try {
+    const url = new URL(address, location.href);
+    return url.protocol === "http:" || url.protocol === "https:";
+  } catch {
+    return false;
+  }
+}
+
 function card(hit) {
   const el = document.createElement("article");
   el.className = "card";
@@ -31,13 +45,35 @@ function card(hit) {
   meta.className = "meta";
   const title = document.createElement("span");
   title.className = "title";
-  title.textContent = `${hit.rank}. ${hit.video_id}`;
-  title.title = hit.video_id;
+  // What the video shows, in words where the dataset has them, else its file name.
+  const name = hit.caption || hit.file_name || hit.video_id;
+  title.textContent = `${hit.rank}. ${name}`;
+  title.title = `${name} (${hit.video_id})`;
   const score = document.createElement("span");
   score.className = "score";
   score.textContent = hit.score.toFixed(3);
   meta.append(title, score);
-  el.append(thumb, meta);
+  const details = document.createElement("div");
+  details.className = "details";
+  const facts = document.createElement("span");
+  facts.className = "facts";
+  facts.textContent = [
+    hit.caption && hit.file_name ? hit.file_name : hit.video_id,
+    hit.duration != null ? formatDuration(hit.duration) : null,
+  ].filter(Boolean).join(" · ");
+  details.append(facts);
+  if (hit.source_url && isWebAddress(hit.source_url)) {
+    // A video known only by its features: where to watch it.
+    const source = document.createElement("a");
+    source.className = "source";
+    source.href = new URL(hit.source_url, location.href).href;
+    source.target = "_blank";
+    source.rel = "noopener noreferrer";
+    source.textContent = "source";
+    source.addEventListener("click", (event) => event.stopPropagation());
+    details.append(source);
+  }
+  el.append(thumb, meta, details);
   el.addEventListener("click", () => play(hit));
   return el;
 }
@@ -50,12 +86,11 @@ function play(hit) {
   if (!hit.video_url.startsWith("/videos/")) {
     // Not a local file (e.g. a dataset's source URL): open it where it lives, and only
     // if it is a web address (the server sends no others; a page never runs a link).
-    const url = new URL(hit.video_url, location.href);
-    if (url.protocol !== "http:" && url.protocol !== "https:") {
+    if (!isWebAddress(hit.video_url)) {
       setStatus(`${hit.video_id}: not a web address`, true);
       return;
     }
-    window.open(url.href, "_blank", "noopener");
+    window.open(new URL(hit.video_url, location.href).href, "_blank", "noopener");
     return;
   }
   player.hidden = false;
@@ -80,8 +115,23 @@ async function search(query, k) {
     setStatus(`the server did not answer (${err})`, true);
     return;
   }
-  results.replaceChildren(...body.results.map(card));
   const took = body.encode_ms + body.search_ms;
+  if (body.below_floor) {
+    // Ten weak hits look like answers; say there is no good match, offer them on request.
+    const best = body.results.length ? body.results[0].score.toFixed(3) : "none";
+    setStatus(
+      `no good match for "${body.query}": the best video scores ${best}, below this ` +
+        `index's floor of ${body.score_floor.toFixed(3)} (${took.toFixed(1)} ms)`,
+    );
+    const more = document.createElement("button");
+    more.id = "show-weak";
+    more.type = "button";
+    more.textContent = `show the ${body.results.length} closest anyway`;
+    more.addEventListener("click", () => results.replaceChildren(...body.results.map(card)));
+    results.replaceChildren(more);
+    return;
+  }
+  results.replaceChildren(...body.results.map(card));
   setStatus(`${body.results.length} results for "${body.query}" (${took.toFixed(1)} ms)`);
 }
 
