@@ -17,7 +17,7 @@ from vidret.cli.margins_cmd import margins_command
 from vidret.cli.report_cmd import report_command
 from vidret.cli.search_cmd import search_command
 from vidret.cli.serve_cmd import serve_command
-from vidret.cli.train_cmd import train_command
+from vidret.cli.train_cmd import train_command, train_epilog
 from vidret.errors import VidretError
 
 # Nothing may download models at run time; libraries that could try are told not to.
@@ -32,7 +32,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(data_app, name="data")
-app.command("train")(train_command)
+app.command("train", epilog=train_epilog())(train_command)
 app.command("eval")(eval_command)
 app.command("margins")(margins_command)
 app.command("experiment")(experiment_command)

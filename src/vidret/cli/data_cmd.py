@@ -9,10 +9,9 @@ from typing import Annotated, Any
 import typer
 
 from vidret.data.splits import SPLIT_PARTS, parse_split_sizes, random_split
+from vidret.errors import VidretError
 
-data_app = typer.Typer(
-    help="Dataset folders: check, demo, import-mmt, split.", no_args_is_help=True
-)
+data_app = typer.Typer(no_args_is_help=True)  # its help, listing the commands, is set below
 
 
 @data_app.command("check")
@@ -148,7 +147,14 @@ def split(
     ],
     seed: Annotated[int, typer.Option(help="split seed")] = 0,
     write: Annotated[bool, typer.Option(help="save as splits/<prefix>train.txt etc.")] = False,
-    prefix: Annotated[str, typer.Option(help="file name prefix with --write")] = "",
+    prefix: Annotated[str, typer.Option(help="file name prefix with --write or --out")] = "",
+    list_: Annotated[
+        bool, typer.Option("--list", help="print every video: one 'part<TAB>video_id' a line")
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="write <prefix>train.txt, val.txt, test.txt to this folder instead"),
+    ] = None,
 ) -> None:
     """Make a seeded random split (the same on every machine); print or save it."""
     from vidret.data.dataset import VideoDataset
@@ -156,12 +162,26 @@ def split(
 
     ds = VideoDataset.open(folder)
     parts = random_split(ds.video_ids, parse_split_sizes(sizes), seed)
-    for part in SPLIT_PARTS:
-        typer.echo(f"{part}: {len(parts[part])} videos (first: {', '.join(parts[part][:3])})")
-    if write:
+    if list_:
+        for part in SPLIT_PARTS:
+            for video in parts[part]:
+                typer.echo(f"{part}\t{video}")
+    else:
+        for part in SPLIT_PARTS:
+            first = ", ".join(parts[part][:3])
+            typer.echo(f"{part}: {len(parts[part])} videos (first: {first}; --list prints all)")
+    targets = ([Path(folder) / SPLITS_DIR] if write else []) + ([out] if out else [])
+    for target in targets:
         from vidret.io import atomic_open
 
+        if target.exists() and not target.is_dir():
+            raise VidretError(f"--out {target}: a file, not a folder")
         for part in SPLIT_PARTS:
-            with atomic_open(Path(folder) / SPLITS_DIR / f"{prefix}{part}.txt") as f:
+            with atomic_open(target / f"{prefix}{part}.txt") as f:
                 f.write("\n".join(parts[part]) + "\n")
-        typer.echo(f"saved to {Path(folder) / SPLITS_DIR}")
+        typer.echo(f"saved to {target}", err=list_)
+
+
+data_app.info.help = (
+    "Dataset folders: " + ", ".join(str(c.name) for c in data_app.registered_commands) + "."
+)

@@ -63,8 +63,7 @@ def eval_command(
         int, typer.Option(help="QB-Norm: at most this many training captions (and videos)", min=1)
     ] = 10_000,
 ) -> None:
-    """Score a trained run (--run) or a similarity matrix (--sims): t2v and v2t
-    R@1/5/10, MdR, MnR and Rsum."""
+    """Score a trained run (--run) or a similarity matrix (--sims): R@1/5/10, MdR, MnR, Rsum."""
     from vidret.eval.normalization import Normalization, normalized_metrics
     from vidret.eval.scoring import score_run
     from vidret.eval.table import format_metrics

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -11,6 +10,39 @@ from typing import Annotated
 import typer
 
 from vidret.errors import VidretError
+from vidret.json_output import dumps
+
+
+def train_epilog() -> str:
+    """What `train --help` lists: the backbones, objectives and shipped configs."""
+    from typing import get_args
+
+    from vidret.config import LossConfig, ModelConfig
+
+    backbones = ", ".join(get_args(ModelConfig.model_fields["backbone"].annotation))
+    objectives = ", ".join(get_args(LossConfig.model_fields["name"].annotation))
+    lines = [
+        f"Backbones (--set model.backbone=NAME): {backbones}; mmt and ce as their reference "
+        "code builds them (model.variant=published, the default) or compact.",
+        f"Objectives (--set loss.name=NAME): {objectives}.",
+    ]
+    configs = shipped_configs()
+    if configs:
+        names = ", ".join(p.name for p in configs)
+        lines.append(
+            f"Configs in {configs[0].parent}: {names}; paper-sized ones in large/, "
+            "experiment files (vidret experiment) in experiments/."
+        )
+    return "\n\n".join(lines)
+
+
+def shipped_configs() -> list[Path]:
+    """configs/*.yaml of the source tree (or of the working folder)."""
+    for root in (Path(__file__).resolve().parents[3], Path.cwd()):
+        found = sorted((root / "configs").glob("*.yaml"))
+        if found:
+            return found
+    return []
 
 
 def default_demo_dir() -> Path:
@@ -93,4 +125,4 @@ def _report(out: Path, result: dict) -> None:
         typer.echo("validation (best epoch):\n" + format_metrics(result["val"]))
     if result.get("test"):
         typer.echo("test:\n" + format_metrics(result["test"]))
-    typer.echo(json.dumps({"run": str(out), "test_Rsum": (result.get("test") or {}).get("Rsum")}))
+    typer.echo(dumps({"run": str(out), "test_Rsum": (result.get("test") or {}).get("Rsum")}))

@@ -1,0 +1,76 @@
+"""What a new user reads first: every help text, whole and listing what there is."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import get_args
+
+from typer.testing import CliRunner
+
+from vidret.cli import app
+from vidret.cli.data_cmd import data_app
+from vidret.config import LossConfig, ModelConfig
+
+
+def _commands() -> list[tuple[str, object]]:
+    named = [(c.name or "", c.callback) for c in app.registered_commands]
+    named += [(f"data {c.name}", c.callback) for c in data_app.registered_commands]
+    return named
+
+
+def test_help_texts_have_no_hard_line_breaks() -> None:
+    """A line break inside a summary or an option's help is kept by the terminal renderer
+    and shows as a broken wrap; paragraphs must be single lines for it to re-flow."""
+    for name, callback in _commands():
+        summary = (inspect.getdoc(callback) or "").split("\n\n")[0]
+        assert summary and "\n" not in summary, f"vidret {name}: summary {summary!r}"
+        for parameter in inspect.signature(callback).parameters.values():
+            for meta in getattr(parameter.annotation, "__metadata__", ()):
+                text = getattr(meta, "help", None) or ""
+                assert "\n" not in text, f"vidret {name} {parameter.name}: {text!r}"
+
+
+def test_data_help_lists_every_subcommand() -> None:
+    shown = CliRunner().invoke(app, ["data", "--help"], terminal_width=200).stdout
+    summary = next(line for line in shown.splitlines() if "Dataset folders:" in line)
+    for command in data_app.registered_commands:
+        assert f" {command.name}," in summary or f" {command.name}." in summary, summary
+
+
+def test_train_help_lists_backbones_objectives_and_configs() -> None:
+    shown = CliRunner().invoke(app, ["train", "--help"], terminal_width=300).stdout
+    flat = " ".join(shown.split())
+    for backbone in get_args(ModelConfig.model_fields["backbone"].annotation):
+        assert backbone in flat.split("Backbones")[1].split("Objectives")[0]
+    for objective in get_args(LossConfig.model_fields["name"].annotation):
+        assert objective in flat.split("Objectives")[1]
+    configs = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+    assert configs and all(p.name in flat for p in configs)
+
+
+def test_data_split_prints_and_writes_the_whole_lists(demo_dir: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    splits = sorted((demo_dir / "splits").glob("*.txt"))
+    before = {p.name: p.read_text() for p in splits}
+    listed = runner.invoke(app, ["data", "split", str(demo_dir), "80/20/20", "--list"])
+    assert listed.exit_code == 0, listed.output
+    rows = [line.split("\t") for line in listed.stdout.splitlines()]
+    assert [r[0] for r in rows] == ["train"] * 80 + ["val"] * 20 + ["test"] * 20
+    assert len({r[1] for r in rows}) == 120  # every video once
+    out = tmp_path / "lists"
+    written = runner.invoke(app, ["data", "split", str(demo_dir), "80/20/20", "--out", str(out)])
+    assert written.exit_code == 0, written.output
+    assert (out / "val.txt").read_text().split() == [r[1] for r in rows if r[0] == "val"]
+    after = {p.name: p.read_text() for p in sorted((demo_dir / "splits").glob("*.txt"))}
+    assert after == before  # the dataset's own split files are left alone
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    bad = runner.invoke(app, ["data", "split", str(demo_dir), "80/20/20", "--out", str(blocked)])
+    assert bad.exit_code != 0 and "a file, not a folder" in str(bad.exception)
+
+
+def test_every_command_has_help() -> None:
+    for name, _ in _commands():
+        shown = CliRunner().invoke(app, [*name.split(), "--help"])
+        assert shown.exit_code == 0 and "Usage:" in shown.stdout, name
