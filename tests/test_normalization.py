@@ -78,14 +78,16 @@ def test_qbnorm_t2v_matches_the_reference_algorithm(k: int) -> None:
     np.testing.assert_array_equal(positive_ranks(t2v, c2v), positive_ranks(expected, c2v))
     # normalized rows hold log(exp(beta s) / sum): the reference's values, in log space
     np.testing.assert_allclose(
-        t2v[normalized_rows], np.log(expected[normalized_rows]), rtol=1e-9, atol=1e-9
+        t2v[normalized_rows], np.log(expected[normalized_rows]), rtol=1e-6, atol=1e-7
     )
 
 
-def test_qbnorm_v2t_is_the_same_algorithm_with_videos_as_queries() -> None:
+@pytest.mark.parametrize("k", [1, 2])
+def test_qbnorm_v2t_is_the_same_algorithm_with_videos_as_queries(k: int) -> None:
     S, _, bank = hub_world(1)
-    _, v2t = normalized_views(S, Normalization("qbnorm", k=2), bank)
-    expected, _ = reference_qbnorm(bank.test_captions_to_videos.T, S.T, 20.0, 2)
+    _, v2t = normalized_views(S, Normalization("qbnorm", k=k), bank)
+    expected, normalized = reference_qbnorm(bank.test_captions_to_videos.T, S.T, 20.0, k)
+    assert 0 < len(normalized) < S.shape[1]  # both kinds of column are exercised
     np.testing.assert_allclose(
         np.argsort(-v2t.T, axis=1, kind="stable")[:, :5],
         np.argsort(-expected, axis=1, kind="stable")[:, :5],
@@ -98,7 +100,7 @@ def test_inverted_softmax_normalizes_every_row_and_demotes_the_hub() -> None:
     norm = Normalization("qbnorm", dynamic=False)
     t2v, _ = normalized_views(S, norm, bank)
     lse = np.log(np.exp(20.0 * bank.text_to_test_videos.astype(np.float64)).sum(0))
-    np.testing.assert_allclose(t2v, 20.0 * S.astype(np.float64) - lse, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(t2v, 20.0 * S.astype(np.float64) - lse, rtol=1e-6, atol=1e-7)
     # the hub wins most rows before and far fewer after
     assert (S.argmax(1) == 0).mean() > 0.5 > (t2v.argmax(1) == 0).mean()
     assert normalized_metrics(S, c2v, norm, bank)["t2v"]["R@1"] > plain["t2v"]["R@1"]
@@ -126,8 +128,8 @@ def test_dual_softmax_matches_the_dsl_code_in_both_directions(temp: float) -> No
     t2v, v2t = normalized_views(S, Normalization("dual_softmax", temperature=temp))
     expected_t2v = reference_dual_softmax(S, temp)  # rows: captions, prior over captions
     expected_v2t = reference_dual_softmax(S.T, temp).T  # rows: videos, prior over videos
-    np.testing.assert_allclose(t2v * len(S), expected_t2v, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(v2t * S.shape[1], expected_v2t, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(t2v * len(S), expected_t2v, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(v2t * S.shape[1], expected_v2t, rtol=1e-6, atol=1e-12)
     m = normalized_metrics(S, c2v, Normalization("dual_softmax", temperature=temp))
     assert m["normalization"] == {"method": "dual_softmax", "temperature": temp}
     np.testing.assert_array_equal(

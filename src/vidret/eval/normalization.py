@@ -26,16 +26,21 @@ its top k (the "activation set"); other rows keep their plain similarities. For
 video-to-text the bank is training videos and the gallery the test captions.
 
 The normalized scores are computed in the log domain (log is monotone, so ranks are
-unchanged) and in float64, so neither exp(beta S) overflows nor a small prior underflows
-into ties.
+unchanged) and the matrices in float64, so neither exp(beta S) overflows nor a small
+prior underflows into ties (the normalizers' sums of exponentials take float32 terms:
+they agree with float64 ones to ~1e-7 relative). The passes run in row chunks under
+PyTorch: vectorized, threaded, and a column reduction of a C-ordered matrix done chunk
+by chunk stays fast.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
+import torch
 
 from vidret.errors import VidretError
 from vidret.eval.metrics import DEFAULT_KS, metrics_from_ranks, retrieval_ranks
@@ -100,81 +105,113 @@ class QueryBank:
 
 
 def column_logsumexp(M: np.ndarray, scale: float) -> np.ndarray:
-    """`log sum_i exp(scale * M[i, j])` for every column j, in row chunks, float64."""
-    M = np.asarray(M)
-    peak = M.max(axis=0).astype(np.float64)
-    acc = np.zeros(M.shape[1], np.float64)
-    for lo in range(0, M.shape[0], _CHUNK):
-        acc += np.exp(scale * (M[lo : lo + _CHUNK].astype(np.float64) - peak)).sum(axis=0)
-    return scale * peak + np.log(acc)
+    """`log sum_i exp(scale * M[i, j])` for every column j (float64), in row chunks."""
+    T = _tensor(M)
+    peak = torch.full((T.shape[1],), -torch.inf, dtype=T.dtype)
+    for lo in range(0, T.shape[0], _CHUNK):
+        peak = torch.maximum(peak, T[lo : lo + _CHUNK].amax(dim=0))
+    acc = torch.zeros(T.shape[1], dtype=torch.float64)
+    for lo in range(0, T.shape[0], _CHUNK):
+        acc += torch.exp((T[lo : lo + _CHUNK] - peak) * scale).sum(dim=0, dtype=torch.float64)
+    return (scale * peak.double() + torch.log(acc)).numpy()
 
 
 def row_logsumexp(M: np.ndarray, scale: float) -> np.ndarray:
-    """`log sum_j exp(scale * M[i, j])` for every row i, in row chunks, float64."""
-    M = np.asarray(M)
-    out = np.empty(M.shape[0], np.float64)
-    for lo in range(0, M.shape[0], _CHUNK):
-        chunk = M[lo : lo + _CHUNK].astype(np.float64)
-        peak = chunk.max(axis=1, keepdims=True)
-        out[lo : lo + _CHUNK] = scale * peak[:, 0] + np.log(
-            np.exp(scale * (chunk - peak)).sum(axis=1)
-        )
-    return out
+    """`log sum_j exp(scale * M[i, j])` for every row i (float64), in row chunks."""
+    T = _tensor(M)
+    out = torch.empty(T.shape[0], dtype=torch.float64)
+    for lo in range(0, T.shape[0], _CHUNK):
+        chunk = T[lo : lo + _CHUNK]
+        peak = chunk.amax(dim=1, keepdim=True)
+        total = torch.exp((chunk - peak) * scale).sum(dim=1, dtype=torch.float64)
+        out[lo : lo + _CHUNK] = scale * peak[:, 0].double() + torch.log(total)
+    return out.numpy()
 
 
 def activation_set(bank: np.ndarray, k: int) -> np.ndarray:
     """Bool per gallery column: among the top k of at least one bank query (row)."""
-    k = min(k, bank.shape[1])
-    active = np.zeros(bank.shape[1], bool)
-    for lo in range(0, bank.shape[0], _CHUNK):
-        chunk = bank[lo : lo + _CHUNK]
-        top = np.argpartition(-chunk, k - 1, axis=1)[:, :k] if k > 1 else chunk.argmax(1)[:, None]
-        active[top.ravel()] = True
-    return active
+    T = _tensor(bank)
+    k = min(k, T.shape[1])
+    active = torch.zeros(T.shape[1], dtype=torch.bool)
+    for lo in range(0, T.shape[0], _CHUNK):
+        active[T[lo : lo + _CHUNK].topk(k, dim=1).indices.reshape(-1)] = True
+    return active.numpy()
+
+
+def column_activation_set(bank: np.ndarray, k: int) -> np.ndarray:
+    """Bool per gallery row: among the top k of at least one bank query (column)."""
+    T = _tensor(bank)
+    k = min(k, T.shape[0])
+    active = torch.zeros(T.shape[0], dtype=torch.bool)
+    if k == 1:  # a running maximum is far cheaper than a running top k
+        active[torch.from_numpy(_column_argmax(bank))] = True
+        return active.numpy()
+    best = torch.full((0, T.shape[1]), -torch.inf, dtype=T.dtype)
+    best_rows = torch.zeros((0, T.shape[1]), dtype=torch.int64)
+    for lo in range(0, T.shape[0], _CHUNK):  # a running top k of each column
+        chunk = T[lo : lo + _CHUNK]
+        rows = torch.arange(lo, lo + len(chunk))[:, None].expand(chunk.shape)
+        scores, rows = torch.cat([best, chunk]), torch.cat([best_rows, rows])
+        top = scores.topk(min(k, len(scores)), dim=0).indices
+        best, best_rows = scores.gather(0, top), rows.gather(0, top)
+    active[best_rows.reshape(-1)] = True
+    return active.numpy()
 
 
 def dual_softmax_t2v(S: np.ndarray, temperature: float) -> np.ndarray:
     """S times the softmax over captions of S / T, column by column (float64)."""
-    lse = column_logsumexp(S, 1.0 / temperature)
-    out = np.empty(S.shape, np.float64)
-    for lo in range(0, S.shape[0], _CHUNK):
-        chunk = S[lo : lo + _CHUNK].astype(np.float64)
-        out[lo : lo + _CHUNK] = chunk * np.exp(chunk / temperature - lse)
-    return out
+    lse = torch.from_numpy(column_logsumexp(S, 1.0 / temperature))
+    return _rowwise(S, lambda lo, chunk: chunk * torch.exp(chunk / temperature - lse))
 
 
 def dual_softmax_v2t(S: np.ndarray, temperature: float) -> np.ndarray:
     """S times the softmax over videos of S / T, row by row (float64)."""
-    lse = row_logsumexp(S, 1.0 / temperature)
-    out = np.empty(S.shape, np.float64)
-    for lo in range(0, S.shape[0], _CHUNK):
-        chunk = S[lo : lo + _CHUNK].astype(np.float64)
-        out[lo : lo + _CHUNK] = chunk * np.exp(chunk / temperature - lse[lo : lo + _CHUNK, None])
-    return out
+    lse = torch.from_numpy(row_logsumexp(S, 1.0 / temperature))
+    return _rowwise(
+        S,
+        lambda lo, chunk: chunk * torch.exp(chunk / temperature - lse[lo : lo + len(chunk), None]),
+    )
 
 
-def qbnorm_rows(S: np.ndarray, bank: np.ndarray, norm: Normalization) -> np.ndarray:
-    """QB-Norm of each query row of `S` [queries, gallery] with `bank` [bank, gallery].
-
-    A normalized row holds beta * S - log(sum over the bank of exp(beta * bank)); a row the
-    dynamic rule leaves alone keeps S (rows are ranked on their own, so the scales need
-    not agree)."""
+def qbnorm_t2v(S: np.ndarray, bank: np.ndarray, norm: Normalization) -> np.ndarray:
+    """QB-Norm of each caption's row of `S` [captions, videos], the bank [bank captions,
+    videos]. A normalized row holds beta * S - log(sum over the bank of exp(beta * bank));
+    a row the dynamic rule leaves alone keeps S (rows are ranked on their own, so the
+    scales need not agree)."""
     if bank.shape[1] != S.shape[1]:
         raise VidretError(
-            f"query bank has {bank.shape[1]} gallery columns, the similarities {S.shape[1]}"
+            f"query bank has {bank.shape[1]} video columns, the similarities {S.shape[1]}"
         )
-    lse = column_logsumexp(bank, norm.beta)
+    lse = torch.from_numpy(column_logsumexp(bank, norm.beta))
+    normalize = torch.ones(S.shape[0], dtype=torch.bool)
     if norm.dynamic:
-        normalize = activation_set(bank, norm.k)[np.asarray(S).argmax(axis=1)]
-    else:
-        normalize = np.ones(S.shape[0], bool)
-    out = np.empty(S.shape, np.float64)
-    for lo in range(0, S.shape[0], _CHUNK):
-        chunk = S[lo : lo + _CHUNK].astype(np.float64)
-        rows = normalize[lo : lo + _CHUNK]
-        chunk[rows] = norm.beta * chunk[rows] - lse
-        out[lo : lo + _CHUNK] = chunk
-    return out
+        top = torch.from_numpy(_row_argmax(S))
+        normalize = torch.from_numpy(activation_set(bank, norm.k))[top]
+
+    def rows(lo: int, chunk: torch.Tensor) -> torch.Tensor:
+        which = normalize[lo : lo + len(chunk), None]
+        return torch.where(which, norm.beta * chunk - lse, chunk)
+
+    return _rowwise(S, rows)
+
+
+def qbnorm_v2t(S: np.ndarray, bank: np.ndarray, norm: Normalization) -> np.ndarray:
+    """QB-Norm of each video's column of `S` [captions, videos], the bank [captions, bank
+    videos]: the same rule as `qbnorm_t2v` with videos querying captions."""
+    if bank.shape[0] != S.shape[0]:
+        raise VidretError(
+            f"query bank has {bank.shape[0]} caption rows, the similarities {S.shape[0]}"
+        )
+    lse = torch.from_numpy(row_logsumexp(bank, norm.beta))
+    normalize = torch.ones(S.shape[1], dtype=torch.bool)
+    if norm.dynamic:
+        top = torch.from_numpy(_column_argmax(S))
+        normalize = torch.from_numpy(column_activation_set(bank, norm.k))[top]
+
+    def rows(lo: int, chunk: torch.Tensor) -> torch.Tensor:
+        return torch.where(normalize, norm.beta * chunk - lse[lo : lo + len(chunk), None], chunk)
+
+    return _rowwise(S, rows)
 
 
 def normalized_views(
@@ -188,10 +225,44 @@ def normalized_views(
         return dual_softmax_t2v(S, norm.temperature), dual_softmax_v2t(S, norm.temperature)
     if bank is None:
         raise VidretError("QB-Norm needs a query bank of training captions and videos")
-    t2v = qbnorm_rows(S, bank.text_to_test_videos, norm)
-    # Video-to-text: videos query the test captions; transpose so queries are rows.
-    v2t = qbnorm_rows(S.T, bank.test_captions_to_videos.T, norm).T
-    return t2v, v2t
+    return (
+        qbnorm_t2v(S, bank.text_to_test_videos, norm),
+        qbnorm_v2t(S, bank.test_captions_to_videos, norm),
+    )
+
+
+def _tensor(M: np.ndarray) -> torch.Tensor:
+    """A tensor sharing `M`'s memory where it can (C-ordered float32/float64)."""
+    M = np.asarray(M)
+    if M.dtype not in (np.float32, np.float64):
+        M = M.astype(np.float64)
+    return torch.from_numpy(np.ascontiguousarray(M))
+
+
+def _rowwise(S: np.ndarray, fn: Callable[[int, torch.Tensor], torch.Tensor]) -> np.ndarray:
+    """`fn(first_row, float64 chunk)` over row chunks of S, into a new float64 matrix."""
+    T = _tensor(S)
+    out = torch.empty(T.shape, dtype=torch.float64)
+    for lo in range(0, T.shape[0], _CHUNK):
+        out[lo : lo + _CHUNK] = fn(lo, T[lo : lo + _CHUNK].double())
+    return out.numpy()
+
+
+def _row_argmax(S: np.ndarray) -> np.ndarray:
+    return _tensor(S).argmax(dim=1).numpy()
+
+
+def _column_argmax(S: np.ndarray) -> np.ndarray:
+    """Argmax of each column, in row chunks (a column-wise pass over a C-ordered matrix is
+    slow in one go)."""
+    T = _tensor(S)
+    best = torch.full((T.shape[1],), -torch.inf, dtype=T.dtype)
+    arg = torch.zeros(T.shape[1], dtype=torch.int64)
+    for lo in range(0, T.shape[0], _CHUNK):
+        values, rows = T[lo : lo + _CHUNK].max(dim=0)
+        better = values > best  # strictly: the first of equal maxima wins, as argmax's
+        best, arg = torch.where(better, values, best), torch.where(better, rows + lo, arg)
+    return arg.numpy()
 
 
 def normalized_metrics(
