@@ -55,3 +55,53 @@ def test_search_example_goes_from_files_to_a_working_page(tmp_path: Path) -> Non
         body = httpx.get(f"{base}/search", params={"q": "a blue circle", "k": 3}).json()
         top = [r["video_id"] for r in body["results"]]
         assert sum(v.startswith("blue-") for v in top) >= 2, json.dumps(body, indent=1)
+
+
+def _vidret_commands(text: str) -> list[str]:
+    """Every vidret command line the README shows: in code blocks, in the command
+    table and inline (a `vidret VERB --option ...` span)."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        commands += [line for line in block.splitlines() if "vidret " in line]
+    commands += re.findall(r"`((?:\.venv/bin/)?vidret [a-z][^`]*)`", text)
+    return commands
+
+
+def test_readme_calls_vidret_one_way_and_every_command_exists() -> None:
+    import typer.main
+
+    from vidret.cli import app
+
+    text = README.read_text()
+    group = typer.main.get_command(app)
+    checked = 0
+    inline = set(re.findall(r"`(vidret [a-z][^`]*)`", text))
+    for line in _vidret_commands(text):
+        if "pip install" in line or "-m vidret" in line:
+            continue
+        words = line.split("#")[0].replace("\\|", "|").split()
+        at = next(i for i, w in enumerate(words) if w.endswith("vidret"))
+        command, rest = group, words[at + 1 :]
+        while hasattr(command, "commands") and rest and rest[0] in command.commands:
+            command, rest = command.commands[rest[0]], rest[1:]
+        if not rest and line in inline:
+            continue  # a command named in a sentence (`vidret eval`), not a call
+        assert words[at] == ".venv/bin/vidret", f"call it as .venv/bin/vidret: {line}"
+        assert not hasattr(command, "commands"), f"no such command: {line}"
+        options = {opt for p in command.params for opt in p.opts + p.secondary_opts} | {"--help"}
+        for word in rest:
+            option = word.strip("[]").split("=")[0]
+            if option.startswith("-"):
+                assert option in options, f"{line}: {command.name} has no {option}"
+        checked += 1
+    assert checked >= 30, checked  # the README's commands were found
+
+
+def test_markdown_tables_have_header_rows() -> None:
+    root = README.parent
+    for path in [README, root / "BENCHMARKS.md", *root.glob("docs/**/*.md")]:
+        lines = path.read_text().splitlines()
+        for i, line in enumerate(lines):
+            separator = re.fullmatch(r"\|( *:?-+:? *\|)+", line.strip())
+            if separator and not (i > 0 and lines[i - 1].startswith("|")):
+                raise AssertionError(f"{path.name}:{i + 1}: a table without a header row")
