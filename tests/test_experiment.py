@@ -66,6 +66,7 @@ def test_experiment_runs_resumes_and_tabulates(tmp_path: Path, demo_dir: Path) -
     for name in ("rsum.png", "validation_curves.png"):
         assert (out / "report" / name).read_bytes().startswith(b"\x89PNG"), name
     assert (out / "report" / "results.md").read_text() == table
+    assert (out / "report" / "results.json").read_text() == (out / "results.json").read_text()
     one = runner.invoke(app, ["report", str(out / "infonce" / "seed0")], catch_exceptions=False)
     assert one.exit_code == 0 and (out / "infonce/seed0/report/training_curves.png").exists()
 

@@ -12,8 +12,9 @@ from vidret.train.logger import read_metrics
 
 
 def report(folder: Path, out: Path | None = None) -> list[Path]:
-    """A run folder gets its training curves; an experiment folder its table, a bar chart
-    of Rsum per variant and the validation curves of every variant."""
+    """A run folder gets its training curves; an experiment folder its table, its per-run
+    results.json, a bar chart of Rsum per variant and the validation curves of every
+    variant."""
     is_run = (folder / "metrics.jsonl").is_file()
     if not folder.is_dir():
         raise VidretError(f"{folder}: no such folder; give a run folder or an experiment folder")
@@ -40,6 +41,7 @@ def report(folder: Path, out: Path | None = None) -> list[Path]:
             curves.setdefault(run["variant"], []).append([r["val"]["Rsum"] for r in records])
     if curves:
         paths.append(figures.variants_curves(curves, out / "validation_curves.png"))
-    shutil.copyfile(folder / "results.md", out / "results.md")
-    paths.append(out / "results.md")
+    for name in ("results.md", "results.json"):  # the table, and every run's numbers
+        shutil.copyfile(folder / name, out / name)
+        paths.append(out / name)
     return paths
