@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -183,3 +184,32 @@ def test_normalized_rows_are_never_bold() -> None:
     normalized = next(line for line in lines if line.startswith("| a + dual softmax |"))
     assert "**" not in normalized and "54.0 +- 0.0" in normalized
     assert "**12.5 +- 0.7**" in next(line for line in lines if line.startswith("| a | 2 |"))
+
+
+def test_paper_numbers_are_shown_beside_ours(tmp_path: Path, demo_dir: Path) -> None:
+    from vidret.errors import VidretError
+    from vidret.experiments.results import collect
+    from vidret.experiments.spec import load_experiment
+
+    spec_file = write_experiment(tmp_path, demo_dir)
+    raw = yaml.safe_load(spec_file.read_text())
+    raw["paper"] = {
+        "source": "CMGSD paper, Table 4",
+        "differs": "Their data is larger.",
+        "rows": {"InfoNCE": [24.6, 54.0, 67.1, 4.0, 24.4, None, 67.8, 3.9, 293.9]},
+    }
+    spec_file.write_text(yaml.safe_dump(raw))
+    spec = load_experiment(spec_file)
+    results = collect(spec, tmp_path / "nothing-run-yet")
+    table = results_table(results)
+    assert "## The paper beside us: CMGSD paper, Table 4" in table
+    assert "Their data is larger." in table
+    assert "| InfoNCE | 24.6 | 54.0 | 67.1 | 4.0 | 24.4 | - | 67.8 | 3.9 | 293.9 |" in table
+    raw["paper"]["rows"] = {"InfoNCE++": [1.0] * 9}
+    spec_file.write_text(yaml.safe_dump(raw))
+    with pytest.raises(VidretError, match="paper row 'InfoNCE\\+\\+' is not a variant"):
+        load_experiment(spec_file)
+    raw["paper"]["rows"] = {"InfoNCE": [1.0] * 8}
+    spec_file.write_text(yaml.safe_dump(raw))
+    with pytest.raises(VidretError, match="has 8 numbers; give 9"):
+        load_experiment(spec_file)

@@ -65,6 +65,7 @@ def collect(spec: ExperimentSpec, out: Path) -> dict[str, Any]:
         "variants": [v.name for v in spec.variants],
         "compare_to": {v.name: v.compare_to or spec.variants[0].name for v in spec.variants},
         "test_normalization": [n.normalization().describe() for n in spec.test_normalization],
+        "paper": None if spec.paper is None else spec.paper.model_dump(),
         "runs": runs,
     }
 
@@ -150,7 +151,25 @@ def results_table(results: dict[str, Any], part: str = "test") -> str:
             paired = _paired(rows[ref], by_seed)
             cells.append(paired if one_reference and ref == first else f"{paired} vs {ref}")
         lines.append("| " + " | ".join(cells) + " |")
+    if results.get("paper"):
+        lines += ["", *paper_table(results["paper"], header[: len(COLUMNS) + 2])]
     return "\n".join(lines) + "\n"
+
+
+def paper_table(paper: dict[str, Any], header: list[str]) -> list[str]:
+    """The published numbers for our rows, in the same columns."""
+    lines = [
+        f"## The paper beside us: {paper['source']}",
+        "",
+        paper["differs"],
+        "",
+        "| " + " | ".join(["row", *header[2:]]) + " |",
+        "|" + "---|" * (len(header) - 1),
+    ]
+    for row, values in paper["rows"].items():
+        cells = ["-" if v is None else f"{v:.1f}" for v in values]
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return lines
 
 
 NORMALIZATION_NAMES = {"dual_softmax": "dual softmax", "qbnorm": "QB-Norm"}

@@ -61,6 +61,17 @@ class NormalizationSpec(BaseModel):
         return Normalization(**self.model_dump())
 
 
+class PaperReference(BaseModel):
+    """The published numbers for the same rows, shown beside ours in results.md."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str  # e.g. "CMGSD paper, Table 4 (MSR-VTT 1k-A, MMT)"
+    differs: str  # a sentence on what differs from this experiment (data, experts, scale)
+    # our variant name -> the paper's t2v R@1/5/10/MdR, v2t R@1/5/10/MdR, Rsum (null: not given)
+    rows: dict[str, list[float | None]]
+
+
 class ExperimentSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -71,6 +82,7 @@ class ExperimentSpec(BaseModel):
     variants: list[Variant] = Field(min_length=1)
     # Extra rows: every run's test split scored again with each (no training changes).
     test_normalization: list[NormalizationSpec] = Field(default_factory=list)
+    paper: PaperReference | None = None
 
     def data_path(self) -> Path:
         return Path(os.path.expandvars(self.data))
@@ -131,6 +143,18 @@ def load_experiment(
                 f"{path}: variant '{variant.name}' compares to '{variant.compare_to}', "
                 f"which is not a variant (variants: {names})"
             )
+    if spec.paper is not None:
+        for row, values in spec.paper.rows.items():
+            if row not in names and not row.startswith("("):
+                raise VidretError(
+                    f"{path}: paper row '{row}' is not a variant (variants: {names}); "
+                    "name a row the paper has and we do not in parentheses"
+                )
+            if len(values) != 9:
+                raise VidretError(
+                    f"{path}: paper row '{row}' has {len(values)} numbers; give 9 (t2v "
+                    "R@1 R@5 R@10 MdR, v2t R@1 R@5 R@10 MdR, Rsum; null where not given)"
+                )
     for variant in spec.variants:  # every config must load before anything trains
         spec.config(variant, spec.seeds[0])
     return spec
