@@ -154,10 +154,20 @@ def test_eval_refuses_data_of_another_shape(tmp_path: Path, demo_dir: Path) -> N
 
 def test_early_stopping(tmp_path: Path, demo_dir: Path) -> None:
     # lr 0 never improves after the first epoch: patience 2 stops after epoch 3.
-    result = train(
-        tmp_path / "r", demo_dir, "train.epochs=10", "train.patience=2", "train.lr=1e-12"
-    )
+    args = train_args(tmp_path / "r", demo_dir, "train.epochs=10", "train.patience=2",
+                      "train.lr=1e-12")  # fmt: skip
+    shown = CliRunner().invoke(app, args, catch_exceptions=False)
+    result = json.loads((tmp_path / "r" / "test_metrics.json").read_text())
     assert result["epochs_run"] == 3 and result["best_epoch"] == 1
+    # What the user reads: each epoch's validation Rsum, and why training stopped.
+    said = shown.stdout
+    epochs = [line for line in said.splitlines() if line.startswith("epoch ")]
+    assert len(epochs) == 3 and all("val Rsum" in line for line in epochs), said
+    assert "(best " in epochs[-1] and "at epoch 1)" in epochs[-1]
+    assert (
+        "stopping early: validation Rsum has not improved for 2 epochs (train.patience=2); "
+        "testing the best epoch, 1"
+    ) in said
 
 
 def test_two_processes_under_torchrun(tmp_path: Path, demo_dir: Path) -> None:
