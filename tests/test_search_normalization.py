@@ -124,3 +124,21 @@ def test_search_cli_says_when_nothing_matches_well(small_world: dict[str, Path])
         text = runner.invoke(app, ["search", str(small_world["index"]), query]).stdout
         assert ("no good match" in text) == body["below_floor"]
     assert found == {real: False, nonsense: True}
+
+
+def test_cards_describe_videos_known_only_by_features() -> None:
+    """MSR-VTT's videos exist here only as features: a card gets the caption, the clip's
+    duration (end - start) and the source link; never a non-web link."""
+    from vidret.search.server import _links
+
+    meta = {"video_id": "video0", "caption": "a car is shown", "start": 137.72, "end": 149.44,
+            "url": "https://www.youtube.com/watch?v=9lZi22qLlEo"}  # fmt: skip
+    card = _links(meta, roots={})
+    assert card["caption"] == "a car is shown" and card["file_name"] is None
+    assert card["duration"] == pytest.approx(11.72)
+    assert card["source_url"] == card["video_url"] == meta["url"]
+    assert card["thumbnail_url"] is None
+    bad = _links({**meta, "url": "javascript:alert(1)", "duration": 3}, roots={})
+    assert bad["source_url"] is None and bad["video_url"] is None and bad["duration"] == 3.0
+    named = _links({"video_id": "v", "file": "clips/dog run.mp4"}, roots={})
+    assert named["file_name"] == "dog run.mp4" and named["duration"] is None

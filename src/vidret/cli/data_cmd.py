@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,6 +9,7 @@ import typer
 
 from vidret.data.splits import SPLIT_PARTS, parse_split_sizes, random_split
 from vidret.errors import VidretError
+from vidret.json_output import dumps
 
 data_app = typer.Typer(no_args_is_help=True)  # its help, listing the commands, is set below
 
@@ -25,7 +25,7 @@ def check(
     report = check_dataset(folder, progress=not as_json)
     if as_json:
         typer.echo(
-            json.dumps({**report.summary, "problems": [str(p) for p in report.problems]}, indent=2)
+            dumps({**report.summary, "problems": [str(p) for p in report.problems]}, indent=2)
         )
     else:
         typer.echo(format_summary(report.summary))
