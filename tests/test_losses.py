@@ -74,3 +74,66 @@ def test_infonce_learns_its_temperature_within_bounds() -> None:
     with torch.no_grad():
         loss.log_temperature.fill_(math.log(1e-5))
     assert loss.temperature.item() == pytest.approx(0.01)
+
+
+def rvsepp_selhn(scores: torch.Tensor, margin: float, epsilon: float) -> torch.Tensor:
+    """RVSEPP's TripletSelHNLoss as its authors compute it (AAA-Zheng/RVSEPP loss.py),
+    written out here: `scores` rows are images (our videos), columns captions; their loss
+    is the mean of the two directions, ours the sum."""
+    B = scores.shape[0]
+    pos_mask = torch.eye(B)
+    neg_mask = 1 - pos_mask
+    pos = scores.diag().view(B, 1)
+    loss_t = (scores - pos.expand_as(scores) + margin).clamp(min=0) * neg_mask
+    loss_v = (scores - pos.t().expand_as(scores) + margin).clamp(min=0) * neg_mask
+    avg_t, avg_v = loss_t.sum(1) / (B - 1), loss_v.sum(0) / (B - 1)
+    max_t, max_v = loss_t.max(1)[0], loss_v.max(0)[0]
+    neg_scores = scores.detach() * neg_mask - pos_mask
+    diff_t = (scores.diag() - neg_scores.max(1)[0]).abs()
+    diff_v = (scores.diag() - neg_scores.max(0)[0]).abs()
+    loss_t = torch.where(diff_t < epsilon, avg_t, max_t).mean()
+    loss_v = torch.where(diff_v < epsilon, avg_v, max_v).mean()
+    return (loss_t + loss_v) / 2
+
+
+@pytest.mark.parametrize("epsilon", [0.0, 0.05, 0.3, 10.0])
+def test_selective_hard_negatives_match_the_authors_loss(epsilon: float) -> None:
+    torch.manual_seed(0)
+    # cosines in [0, 1) (the authors' code fills the diagonal with -1 before its max,
+    # so its hardest negative is right only for similarities above -1)
+    sims = torch.rand(12, 12)
+    sims[3, 5] = sims[3, 3] + 0.01  # a near-tie: the mean for caption 3 at epsilon 0.05
+    loss = TripletLoss(0.2, warmup_epochs=0.0, reducer="selective", epsilon=epsilon)
+    ours = loss(sims, LossContext(epoch=1)).total
+    # our sims are [captions, videos]; theirs [images, captions]
+    torch.testing.assert_close(ours / 2, rvsepp_selhn(sims.T, 0.2, epsilon))
+    # special cases: epsilon 0 is hardest-negative mining, a huge epsilon the mean
+    if epsilon in (0.0, 10.0):
+        other = TripletLoss(0.2, warmup_epochs=0.0, mining=epsilon == 0.0)
+        torch.testing.assert_close(ours, other(sims, LossContext(epoch=1)).total)
+
+
+def test_selective_reducer_by_hand() -> None:
+    from vidret.losses.reducers import SelectiveHardNegative
+
+    hinge = torch.tensor([[0.0, 0.3, 0.1], [0.2, 0.0, 0.0], [0.5, 0.1, 0.0]])
+    gaps = torch.tensor([[0.0, 0.05, -0.4], [-0.5, 0.0, -0.6], [0.3, -0.1, 0.0]])
+    negatives = negatives_mask(3, torch.device("cpu"))
+    got = SelectiveHardNegative(epsilon=0.1)(hinge, negatives, gaps)
+    # query 0: closest negative 0.05 from the positive (< 0.1): mean (0.3 + 0.1) / 2
+    # query 1: closest -0.5 (|.| >= 0.1): hardest 0.2; query 2: a negative leads by 0.3:
+    # hardest too (the authors' absolute gap), 0.5
+    torch.testing.assert_close(got, torch.tensor([0.2, 0.2, 0.5]))
+    with pytest.raises(ValueError, match="gap"):
+        SelectiveHardNegative()(hinge, negatives)
+
+
+def test_cmgsd_takes_the_selective_reducer() -> None:
+    from vidret.config import LossConfig
+    from vidret.losses.reducers import SelectiveHardNegative
+    from vidret.losses.registry import build_objective
+
+    cfg = LossConfig(name="cmgsd", reducer="selective", epsilon=0.02)
+    objective = build_objective(cfg, epochs=10)
+    assert isinstance(objective.reducer, SelectiveHardNegative)
+    assert objective.reducer.epsilon == 0.02

@@ -87,6 +87,10 @@ class LossConfig(_Section):
     name: Literal["triplet", "infonce", "cmgsd", "adaptive_infonce"] = "triplet"
     margin: float = Field(0.2, ge=0.0)  # triplet and cmgsd: the hard margin alpha
     mining: bool = True  # triplet: hardest negative (max-violation) after the warm-up
+    # triplet and cmgsd, with mining: hardest (VSE++), or selective (RVSEPP: the hardest
+    # negative only where |positive - hardest| >= epsilon, else the mean over negatives)
+    reducer: Literal["hardest", "selective"] = "hardest"
+    epsilon: float = Field(0.01, ge=0.0)  # the selective reducer's threshold (RVSEPP's)
     warmup_epochs: float = Field(1.0, ge=0.0)  # triplet: epochs averaging over negatives
     temperature: float = Field(0.05, gt=0.0)  # infonce: initial temperature
     learn_temperature: bool = True

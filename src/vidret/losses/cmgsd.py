@@ -30,8 +30,8 @@ from torch import Tensor
 
 from vidret.losses.adaptive_margin import cosine_distances, rescale_margins
 from vidret.losses.base import LossContext, LossOutput
-from vidret.losses.reducers import HardestNegative
-from vidret.losses.triplet import TripletLoss, negatives_mask
+from vidret.losses.reducers import mining_share
+from vidret.losses.triplet import TripletLoss, negatives_mask, positive_gaps
 from vidret.models.types import Embeddings
 
 
@@ -85,6 +85,8 @@ class CMGSDLoss(TripletLoss):
         alpha: float = 0.05,
         beta: float = 0.04,
         mining: bool = True,
+        reducer: str = "hardest",
+        epsilon: float = 0.01,
         warmup_epochs: float = 1.0,
         lambda_start: float = 20.0,
         lambda_end: float = 50.0,
@@ -93,7 +95,9 @@ class CMGSDLoss(TripletLoss):
         static: bool = True,
         dynamic: bool = True,
     ):
-        super().__init__(alpha, mining=mining, warmup_epochs=warmup_epochs)
+        super().__init__(
+            alpha, mining=mining, warmup_epochs=warmup_epochs, reducer=reducer, epsilon=epsilon
+        )
         self.alpha, self.beta = alpha, beta
         self.lambda_start, self.lambda_end = lambda_start, lambda_end
         self.text_experts, self.video_experts = text_experts, video_experts
@@ -161,8 +165,9 @@ class CMGSDLoss(TripletLoss):
 
         reduce = self.reducer_at(ctx.epoch)
         negatives = negatives_mask(sims.shape[0], sims.device)
-        loss_v = reduce(total_v, negatives).mean()
-        loss_t = reduce(total_t, negatives).mean()
+        gaps_v, gaps_t = positive_gaps(sims)
+        loss_v = reduce(total_v, negatives, gaps_v).mean()
+        loss_t = reduce(total_t, negatives, gaps_t).mean()
         total = loss_v + loss_t
         # For logs: each group's weighted hinges averaged over all pairs (mining-independent).
         with torch.no_grad():
@@ -175,6 +180,6 @@ class CMGSDLoss(TripletLoss):
             loss_v=loss_v.item(),
             loss_t=loss_t.item(),
             lambda_=lam,
-            mining=float(isinstance(reduce, HardestNegative)),
+            mining=mining_share(reduce, negatives, gaps_v),
         )
         return LossOutput(total, terms)

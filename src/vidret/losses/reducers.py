@@ -1,18 +1,25 @@
 """Reducers: from a per-pair hinge matrix to one loss per query.
 
 Mining is a reducer, not a flag inside a loss: `HardestNegative` is VSE++'s
-max-violation (eq. 3 of the paper), `MeanOverNegatives` averages every negative.
+max-violation (eq. 3 of the paper), `MeanOverNegatives` averages every negative, and
+`SelectiveHardNegative` (RVSEPP, AAA-Zheng/RVSEPP `loss.py`) takes the hardest negative
+only where it is clearly separated from the positive, else the mean.
+
+Every reducer is called with `hinge` [B, B] (row i: query i against each candidate),
+`negatives` (the mask of negative candidates) and `gaps` [B, B], the similarity of each
+candidate minus the query's positive, which only the selective reducer reads.
 """
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 
 class HardestNegative:
     name = "hardest"
 
-    def __call__(self, hinge: Tensor, negatives: Tensor) -> Tensor:
+    def __call__(self, hinge: Tensor, negatives: Tensor, gaps: Tensor | None = None) -> Tensor:
         # Hinges are >= 0, so filling non-negatives with 0 never changes the max.
         return hinge.masked_fill(~negatives, 0.0).amax(dim=1)
 
@@ -20,6 +27,47 @@ class HardestNegative:
 class MeanOverNegatives:
     name = "mean"
 
-    def __call__(self, hinge: Tensor, negatives: Tensor) -> Tensor:
+    def __call__(self, hinge: Tensor, negatives: Tensor, gaps: Tensor | None = None) -> Tensor:
         m = negatives.to(hinge.dtype)
         return (hinge * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+
+class SelectiveHardNegative:
+    """Per query: the hardest negative's hinge where |positive - hardest negative| is at
+    least `epsilon`, else the mean over negatives. As in the authors' code, the gap is
+    measured without gradient and in absolute value, so a negative that leads the
+    positive by more than epsilon is mined too; only near-ties fall back to the mean."""
+
+    name = "selective"
+
+    def __init__(self, epsilon: float = 0.01):
+        self.epsilon = epsilon
+
+    def __call__(self, hinge: Tensor, negatives: Tensor, gaps: Tensor | None = None) -> Tensor:
+        if gaps is None:
+            raise ValueError("the selective reducer needs each candidate's gap to the positive")
+        closest = gaps.detach().masked_fill(~negatives, -torch.inf).amax(dim=1)
+        hardest = HardestNegative()(hinge, negatives)
+        mean = MeanOverNegatives()(hinge, negatives)
+        return torch.where(closest.abs() < self.epsilon, mean, hardest)
+
+    def mined(self, negatives: Tensor, gaps: Tensor) -> Tensor:
+        """The share of queries that took their hardest negative (for the logs)."""
+        closest = gaps.detach().masked_fill(~negatives, -torch.inf).amax(dim=1)
+        return (closest.abs() >= self.epsilon).float().mean()
+
+
+def make_reducer(mining: bool, reducer: str = "hardest", epsilon: float = 0.01):
+    """The reducer after the warm-up: `loss.mining` off means the mean over negatives."""
+    if not mining:
+        return MeanOverNegatives()
+    if reducer == "selective":
+        return SelectiveHardNegative(epsilon)
+    return HardestNegative()
+
+
+def mining_share(reduce, negatives: Tensor, gaps: Tensor) -> float:
+    """For the logs: the share of queries that took their hardest negative."""
+    if isinstance(reduce, SelectiveHardNegative):
+        return float(reduce.mined(negatives, gaps))
+    return float(isinstance(reduce, HardestNegative))

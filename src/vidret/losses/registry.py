@@ -23,9 +23,21 @@ def build_objective(cfg: LossConfig, epochs: int = 1) -> Objective:
         "dynamic": cfg.dynamic,
     }
     if cfg.name == "cmgsd":
-        return CMGSDLoss(mining=cfg.mining, warmup_epochs=cfg.warmup_epochs, **margins)
+        return CMGSDLoss(
+            mining=cfg.mining,
+            warmup_epochs=cfg.warmup_epochs,
+            reducer=cfg.reducer,
+            epsilon=cfg.epsilon,
+            **margins,
+        )
     if cfg.name == "adaptive_infonce":
         return AdaptiveInfoNCE(cfg.temperature, cfg.learn_temperature, **margins)
     if cfg.name == "triplet":
-        return TripletLoss(cfg.margin, mining=cfg.mining, warmup_epochs=cfg.warmup_epochs)
+        return TripletLoss(
+            cfg.margin,
+            mining=cfg.mining,
+            warmup_epochs=cfg.warmup_epochs,
+            reducer=cfg.reducer,
+            epsilon=cfg.epsilon,
+        )
     return InfoNCE(cfg.temperature, learn_temperature=cfg.learn_temperature)

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from vidret.losses.base import LossContext, LossOutput, Objective
-from vidret.losses.reducers import HardestNegative, MeanOverNegatives
+from vidret.losses.reducers import MeanOverNegatives, make_reducer, mining_share
 
 
 def triplet_hinges(sims: Tensor, margin: float | Tensor) -> tuple[Tensor, Tensor]:
@@ -24,6 +24,13 @@ def triplet_hinges(sims: Tensor, margin: float | Tensor) -> tuple[Tensor, Tensor
     return hinge_v, hinge_t
 
 
+def positive_gaps(sims: Tensor) -> tuple[Tensor, Tensor]:
+    """Each candidate's similarity minus the query's positive: caption queries (rows of
+    `sims`) and video queries (its columns), each [B, B] with row i = query i."""
+    positive = sims.diagonal()[:, None]
+    return sims - positive, sims.T - positive
+
+
 def negatives_mask(batch: int, device: torch.device) -> Tensor:
     return ~torch.eye(batch, dtype=torch.bool, device=device)
 
@@ -31,11 +38,18 @@ def negatives_mask(batch: int, device: torch.device) -> Tensor:
 class TripletLoss(Objective):
     """Hinge with margin alpha; mean over negatives during the warm-up, then the reducer."""
 
-    def __init__(self, margin: float, mining: bool = True, warmup_epochs: float = 1.0):
+    def __init__(
+        self,
+        margin: float,
+        mining: bool = True,
+        warmup_epochs: float = 1.0,
+        reducer: str = "hardest",
+        epsilon: float = 0.01,
+    ):
         super().__init__()
         self.margin = margin
         self.warmup_epochs = warmup_epochs
-        self.reducer = HardestNegative() if mining else MeanOverNegatives()
+        self.reducer = make_reducer(mining, reducer, epsilon)
         self.warmup_reducer = MeanOverNegatives()
 
     def reducer_at(self, epoch: float):
@@ -45,8 +59,9 @@ class TripletLoss(Objective):
         reduce = self.reducer_at(ctx.epoch)
         negatives = negatives_mask(sims.shape[0], sims.device)
         hinge_v, hinge_t = triplet_hinges(sims, self.margin)
-        loss_v = reduce(hinge_v, negatives).mean()
-        loss_t = reduce(hinge_t, negatives).mean()
+        gaps_v, gaps_t = positive_gaps(sims)
+        loss_v = reduce(hinge_v, negatives, gaps_v).mean()
+        loss_t = reduce(hinge_t, negatives, gaps_t).mean()
         total = loss_v + loss_t
         return LossOutput(
             total,
@@ -54,6 +69,6 @@ class TripletLoss(Objective):
                 "loss": total.item(),
                 "loss_v": loss_v.item(),
                 "loss_t": loss_t.item(),
-                "mining": float(reduce.name == "hardest"),
+                "mining": mining_share(reduce, negatives, gaps_v),
             },
         )
