@@ -137,3 +137,29 @@ def test_cmgsd_takes_the_selective_reducer() -> None:
     objective = build_objective(cfg, epochs=10)
     assert isinstance(objective.reducer, SelectiveHardNegative)
     assert objective.reducer.epsilon == 0.02
+
+
+def test_unified_loss_by_hand_and_its_two_special_cases() -> None:
+    from vidret.losses.unified import UnifiedLoss
+
+    torch.manual_seed(1)
+    sims = torch.rand(6, 6) * 2 - 1
+    ctx = LossContext(epoch=2)
+    # by hand: caption 0 against its 5 negative videos, gamma 4, margin 0.1
+    loss = UnifiedLoss(margin=0.1, gamma=4.0)
+    gaps = sims[0] - sims[0, 0]
+    expected = math.log(1 + sum(math.exp(4 * (g + 0.1)) for g in gaps[1:].tolist())) / 4
+    negatives = negatives_mask(6, torch.device("cpu"))
+    got = loss.per_query((sims - sims.diagonal()[:, None]), negatives)[0]
+    assert got.item() == pytest.approx(expected, rel=1e-5)
+    # gamma -> infinity: Triplet-HN (hardest negative, margin 0.2), here half its sum
+    hn = TripletLoss(0.2, warmup_epochs=0.0)(sims, ctx).total
+    big = UnifiedLoss(margin=0.2, gamma=1e4)(sims, ctx).total
+    assert big.item() == pytest.approx(hn.item() / 2, abs=1e-3)
+    # margin 0, gamma = 1 / tau: tau * InfoNCE at temperature tau
+    tau = 0.07
+    nce = InfoNCE(tau, learn_temperature=False)(sims, ctx).total
+    uni = UnifiedLoss(margin=0.0, gamma=1 / tau)(sims, ctx).total
+    assert uni.item() == pytest.approx(tau * nce.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="gamma"):
+        UnifiedLoss(gamma=0.0)

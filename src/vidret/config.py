@@ -84,7 +84,8 @@ class ModelConfig(_Section):
 
 class LossConfig(_Section):
     # adaptive_infonce: InfoNCE whose negatives are raised by CMGSD's adaptive margins
-    name: Literal["triplet", "infonce", "cmgsd", "adaptive_infonce"] = "triplet"
+    # unified: the unified pair-similarity loss, gamma = 1 / temperature, with loss.margin
+    name: Literal["triplet", "infonce", "cmgsd", "adaptive_infonce", "unified"] = "triplet"
     margin: float = Field(0.2, ge=0.0)  # triplet and cmgsd: the hard margin alpha
     mining: bool = True  # triplet: hardest negative (max-violation) after the warm-up
     # triplet and cmgsd, with mining: hardest (VSE++), or selective (RVSEPP: the hardest
@@ -92,7 +93,7 @@ class LossConfig(_Section):
     reducer: Literal["hardest", "selective"] = "hardest"
     epsilon: float = Field(0.01, ge=0.0)  # the selective reducer's threshold (RVSEPP's)
     warmup_epochs: float = Field(1.0, ge=0.0)  # triplet: epochs averaging over negatives
-    temperature: float = Field(0.05, gt=0.0)  # infonce: initial temperature
+    temperature: float = Field(0.05, gt=0.0)  # infonce: initial temperature; unified: 1/gamma
     learn_temperature: bool = True
     # cmgsd: adaptive margins; 90% of them within margin +- beta
     beta: float = Field(0.04, ge=0.0)

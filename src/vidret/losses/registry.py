@@ -8,6 +8,7 @@ from vidret.losses.base import Objective
 from vidret.losses.cmgsd import CMGSDLoss
 from vidret.losses.infonce import InfoNCE
 from vidret.losses.triplet import TripletLoss
+from vidret.losses.unified import UnifiedLoss
 
 
 def build_objective(cfg: LossConfig, epochs: int = 1) -> Objective:
@@ -32,6 +33,8 @@ def build_objective(cfg: LossConfig, epochs: int = 1) -> Objective:
         )
     if cfg.name == "adaptive_infonce":
         return AdaptiveInfoNCE(cfg.temperature, cfg.learn_temperature, **margins)
+    if cfg.name == "unified":
+        return UnifiedLoss(cfg.margin, gamma=1.0 / cfg.temperature)
     if cfg.name == "triplet":
         return TripletLoss(
             cfg.margin,
