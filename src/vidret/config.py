@@ -92,6 +92,8 @@ class LossConfig(_Section):
     # negative only where |positive - hardest| >= epsilon, else the mean over negatives)
     reducer: Literal["hardest", "selective"] = "hardest"
     epsilon: float = Field(0.01, ge=0.0)  # the selective reducer's threshold (RVSEPP's)
+    # any objective: adversarial modality alignment (AME-Net) with this weight; 0 = off
+    adversarial: float = Field(0.0, ge=0.0)
     warmup_epochs: float = Field(1.0, ge=0.0)  # triplet: epochs averaging over negatives
     temperature: float = Field(0.05, gt=0.0)  # infonce: initial temperature; unified: 1/gamma
     learn_temperature: bool = True

@@ -22,6 +22,9 @@ class LossContext:
     text: Embeddings | None = None
     video: Embeddings | None = None
     static: dict[str, Tensor] = field(default_factory=dict)
+    # the model's caption embeddings in the joint space, where `text` holds something
+    # else (loss.dynamic_text=encoder); None means `text` is them
+    joint_text: Embeddings | None = None
 
 
 @dataclass

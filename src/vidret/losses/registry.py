@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from vidret.config import LossConfig
 from vidret.losses.adaptive_infonce import AdaptiveInfoNCE
+from vidret.losses.adversarial import AdversarialAlignment
 from vidret.losses.base import Objective
 from vidret.losses.cmgsd import CMGSDLoss
 from vidret.losses.infonce import InfoNCE
@@ -11,8 +12,18 @@ from vidret.losses.triplet import TripletLoss
 from vidret.losses.unified import UnifiedLoss
 
 
-def build_objective(cfg: LossConfig, epochs: int = 1) -> Objective:
-    """`epochs` (train.epochs) scales the lambda marks, given as fractions of the run."""
+def build_objective(cfg: LossConfig, epochs: int = 1, embed_dim: int | None = None) -> Objective:
+    """`epochs` (train.epochs) scales the lambda marks, given as fractions of the run;
+    `embed_dim` (model.embed_dim) sizes the discriminator of `loss.adversarial`."""
+    objective = _build(cfg, epochs)
+    if cfg.adversarial > 0:
+        if embed_dim is None:
+            raise ValueError("loss.adversarial needs the model's embed_dim")
+        return AdversarialAlignment(objective, cfg.adversarial, embed_dim)
+    return objective
+
+
+def _build(cfg: LossConfig, epochs: int) -> Objective:
     margins = {
         "alpha": cfg.margin,
         "beta": cfg.beta,

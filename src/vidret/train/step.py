@@ -44,7 +44,8 @@ def global_batch_loss(
         if dynamic_text == "embeddings"
         else Embeddings(caption, caption.new_ones(caption.shape[:2]))
     )
-    return objective(sims, LossContext(epoch=epoch, text=dyn, video=v, static=static))
+    ctx = LossContext(epoch=epoch, text=dyn, video=v, static=static, joint_text=t)
+    return objective(sims, ctx)
 
 
 def backward_scale(group: ProcessGroup) -> float:

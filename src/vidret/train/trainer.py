@@ -114,7 +114,8 @@ class _Trainer:
         seed_everything(cfg.train.seed)
         signature = data.signature()
         model = build_model(cfg, signature, str(data.text_model_path)).to(group.device)
-        objective = build_objective(cfg.loss, cfg.train.epochs).to(group.device)
+        objective = build_objective(cfg.loss, cfg.train.epochs, cfg.model.embed_dim)
+        objective = objective.to(group.device)
         if getattr(objective, "needs_static", False):
             from vidret.experts.static import static_experts
             from vidret.text.sentence_bert import resolve_model_path
