@@ -84,14 +84,23 @@ class ModelConfig(_Section):
 
 class LossConfig(_Section):
     # adaptive_infonce: InfoNCE whose negatives are raised by CMGSD's adaptive margins
-    # unified: the unified pair-similarity loss, gamma = 1 / temperature, with loss.margin
-    name: Literal["triplet", "infonce", "cmgsd", "adaptive_infonce", "unified"] = "triplet"
+    # unified: the unified pair-similarity loss, gamma = 1 / temperature, with loss.margin;
+    # sndcg: triplet + Smooth-NDCG (listwise); bcls: triplet + Kendall ranking loss
+    name: Literal["triplet", "infonce", "cmgsd", "adaptive_infonce", "unified", "sndcg", "bcls"] = (
+        "triplet"
+    )
     margin: float = Field(0.2, ge=0.0)  # triplet and cmgsd: the hard margin alpha
     mining: bool = True  # triplet: hardest negative (max-violation) after the warm-up
     # triplet and cmgsd, with mining: hardest (VSE++), or selective (RVSEPP: the hardest
     # negative only where |positive - hardest| >= epsilon, else the mean over negatives)
     reducer: Literal["hardest", "selective"] = "hardest"
     epsilon: float = Field(0.01, ge=0.0)  # the selective reducer's threshold (RVSEPP's)
+    # sndcg: the sigmoid's temperature in the smooth ranks, and the listwise share
+    tau: float = Field(0.01, gt=0.0)
+    listwise_weight: float = Field(0.5, ge=0.0, le=1.0)
+    # bcls: pairs whose relevance differs by more than gap are ranked; the Kendall weight
+    gap: float = Field(0.3, ge=0.0)
+    kendall_weight: float = Field(1.0, ge=0.0)
     # any objective: adversarial modality alignment (AME-Net) with this weight; 0 = off
     adversarial: float = Field(0.0, ge=0.0)
     warmup_epochs: float = Field(1.0, ge=0.0)  # triplet: epochs averaging over negatives

@@ -51,6 +51,10 @@ class AdversarialAlignment(Objective):
     def needs_static(self) -> bool:
         return getattr(self.objective, "needs_static", False)
 
+    @property
+    def needs_relevance(self) -> bool:
+        return getattr(self.objective, "needs_relevance", False)
+
     def forward(self, sims: Tensor, ctx: LossContext) -> LossOutput:
         out = self.objective(sims, ctx)
         text = ctx.joint_text if ctx.joint_text is not None else ctx.text

@@ -8,6 +8,8 @@ from vidret.losses.adversarial import AdversarialAlignment
 from vidret.losses.base import Objective
 from vidret.losses.cmgsd import CMGSDLoss
 from vidret.losses.infonce import InfoNCE
+from vidret.losses.kendall import KendallRankingLoss
+from vidret.losses.listwise import SmoothNDCGLoss
 from vidret.losses.triplet import TripletLoss
 from vidret.losses.unified import UnifiedLoss
 
@@ -44,6 +46,10 @@ def _build(cfg: LossConfig, epochs: int) -> Objective:
         )
     if cfg.name == "adaptive_infonce":
         return AdaptiveInfoNCE(cfg.temperature, cfg.learn_temperature, **margins)
+    if cfg.name == "sndcg":
+        return SmoothNDCGLoss(cfg.margin, tau=cfg.tau, weight=cfg.listwise_weight)
+    if cfg.name == "bcls":
+        return KendallRankingLoss(cfg.margin, gap=cfg.gap, weight=cfg.kendall_weight)
     if cfg.name == "unified":
         return UnifiedLoss(cfg.margin, gamma=1.0 / cfg.temperature)
     if cfg.name == "triplet":

@@ -27,6 +27,7 @@ from vidret.eval.evaluate import evaluate
 from vidret.io import write_json_atomic
 from vidret.locking import folder_lock, remove_stale_temporaries
 from vidret.losses.registry import build_objective
+from vidret.losses.relevance import relevance_vectors, video_caption_index
 from vidret.models.retrieval import build_model
 from vidret.progress import note, progress_bar
 from vidret.train import run as run_files
@@ -107,6 +108,8 @@ class _Trainer:
             group.barrier()
         self.data_root = data_root
         self.static = None  # static supervision experts, when the objective needs them
+        self.static_margins = False  # CMGSD's static experts go into the loss context
+        self.relevance_index = None  # [videos, K] caption rows, for relevance objectives
         metric_value(_METRIC_SHAPE, cfg.train.val_metric)  # fail before training, not after
 
     def fit(self, resume: bool) -> dict[str, Any]:
@@ -116,7 +119,13 @@ class _Trainer:
         model = build_model(cfg, signature, str(data.text_model_path)).to(group.device)
         objective = build_objective(cfg.loss, cfg.train.epochs, cfg.model.embed_dim)
         objective = objective.to(group.device)
-        if getattr(objective, "needs_static", False):
+        self.static_margins = getattr(objective, "needs_static", False)
+        if getattr(objective, "needs_relevance", False):
+            # listwise / Kendall objectives: every caption of each batch video, by row
+            self.relevance_index = video_caption_index(
+                data.dataset.caption_video, data.dataset.num_videos
+            )
+        if self.static_margins or self.relevance_index is not None:
             from vidret.experts.static import static_experts
             from vidret.text.sentence_bert import resolve_model_path
 
@@ -255,14 +264,21 @@ class _Trainer:
         return {k: v / max(1, len(batches)) for k, v in sums.items()}
 
     def _static_batch(self, video_rows, caption_rows) -> dict[str, torch.Tensor]:
-        """The batch's static expert vectors, or none when the objective needs none."""
+        """The batch's static expert vectors (CMGSD) and caption-relevance vectors
+        (listwise, Kendall), or none when the objective needs none."""
         if self.static is None:
             return {}
         device = self.group.device
-        out = {"text": torch.from_numpy(self.static.text[caption_rows]).to(device)}
-        for name, vectors in self.static.video.items():
-            out[f"video:{name}"] = torch.from_numpy(vectors[video_rows]).to(device)
-        return out
+        out: dict[str, torch.Tensor] = {}
+        if self.static_margins:
+            out["text"] = torch.from_numpy(self.static.text[caption_rows])
+            for name, vectors in self.static.video.items():
+                out[f"video:{name}"] = torch.from_numpy(vectors[video_rows])
+        if self.relevance_index is not None:
+            out.update(
+                relevance_vectors(self.static.text, self.relevance_index, caption_rows, video_rows)
+            )
+        return {k: v.to(device) for k, v in out.items()}
 
     def _validate_and_save(self, model, objective, optimizer, scheduler, state, record) -> bool:
         """Validate, keep the best weights, write `last.pt`; True when it is time to stop."""
