@@ -213,3 +213,38 @@ def test_paper_numbers_are_shown_beside_ours(tmp_path: Path, demo_dir: Path) -> 
     spec_file.write_text(yaml.safe_dump(raw))
     with pytest.raises(VidretError, match="has 8 numbers; give 9"):
         load_experiment(spec_file)
+
+
+def test_cross_validation_experiment(tmp_path: Path, demo_dir: Path) -> None:
+    spec = write_experiment(tmp_path, demo_dir)
+    out = tmp_path / "cv"
+    args = ["experiment", str(spec), "--out", str(out), "--folds", "2", "--seeds", "0,1",
+            "--split", "val", "--jobs", "2"]  # fmt: skip
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["folds"] == 2 and len(results["runs"]) == 8  # 2 variants x 2 seeds x 2
+    assert (out / "infonce" / "seed1-fold1" / "test_metrics.json").exists()
+    # each fold validates on other videos; the test split is the same for both
+    from vidret.config import load_config
+    from vidret.train.data import prepare_data
+    from vidret.train.run import read_run_config
+
+    data = [prepare_data(read_run_config(out / "infonce" / f"seed0-fold{f}"), demo_dir,
+                         progress=False) for f in (0, 1)]  # fmt: skip
+    assert not set(data[0].splits["val"]) & set(data[1].splits["val"])
+    assert list(data[0].splits["test"]) == list(data[1].splits["test"])
+    plain = prepare_data(load_config(tmp_path / "base.yaml"), demo_dir, progress=False)
+    assert set(data[0].splits["val"]) | set(data[1].splits["val"]) == set(
+        plain.splits["train"]
+    ) | set(plain.splits["val"])
+    # the table's number for a seed is the mean of its folds' validation Rsum
+    table = (out / "results.md").read_text()
+    assert "val split, mean over 2 folds, then mean +- std over seeds" in table
+    runs = [r for r in results["runs"] if r["variant"] == "InfoNCE"]
+    per_seed = [sum(r["val"]["Rsum"] for r in runs if r["seed"] == s) / 2 for s in (0, 1)]
+    import statistics
+
+    expected = f"{statistics.mean(per_seed):.1f} +- {statistics.stdev(per_seed):.1f}"
+    row = next(line for line in table.splitlines() if line.startswith("| InfoNCE |"))
+    assert expected in row, (expected, row)

@@ -79,3 +79,23 @@ def test_split_command_writes_files(tmp_path: Path, demo_dir: Path) -> None:
     assert result.exit_code == 0, result.output
     lines = (folder / "splits" / "s2-val.txt").read_text().split()
     assert lines == random_split([f"demo{i:04d}" for i in range(120)], (80, 20, 20), 2)["val"]
+
+
+def test_cross_validation_folds_cover_the_training_videos_once() -> None:
+    from vidret.data.splits import cross_validation_fold, random_split
+
+    ids = [f"v{i}" for i in range(50)]
+    parts = random_split(ids, [30, 10, 10], seed=3)
+    folds = [cross_validation_fold(parts, 4, f, seed=3) for f in range(4)]
+    pool = set(parts["train"]) | set(parts["val"])
+    vals = [set(f["val"]) for f in folds]
+    assert set().union(*vals) == pool and sum(len(v) for v in vals) == len(pool)  # a partition
+    assert sorted(len(v) for v in vals) == [10, 10, 10, 10]
+    for f in folds:
+        assert set(f["train"]) == pool - set(f["val"])  # the rest trains
+        assert f["test"] == parts["test"]  # the test part is never touched
+    assert cross_validation_fold(parts, 4, 2, seed=3) == folds[2]  # the same on every call
+    with pytest.raises(VidretError, match="at least 2 folds"):
+        cross_validation_fold(parts, 1, 0, seed=3)
+    with pytest.raises(VidretError, match="choose 0 to 3"):
+        cross_validation_fold(parts, 4, 4, seed=3)

@@ -30,6 +30,10 @@ class DataConfig(_Section):
         default_factory=lambda: {"train": "train", "val": "val", "test": "test"}
     )  # named split: part -> splits/<name>.txt
     experts: list[str] | None = None  # visual experts to use; None: all in the folder
+    # K-fold cross-validation over the training videos (train + val of the split): fold
+    # `fold` validates, the rest trains; the test part is untouched. 0: no folds.
+    folds: int = Field(0, ge=0)
+    fold: int = Field(0, ge=0)
 
 
 class TextConfig(_Section):

@@ -18,6 +18,14 @@ def experiment_command(
     ] = None,
     jobs: Annotated[int, typer.Option(help="runs at a time (one torch thread each)", min=1)] = 1,
     split: Annotated[str, typer.Option(help="split reported in results.md: test or val")] = "test",
+    folds: Annotated[
+        int | None,
+        typer.Option(
+            help="K-fold cross-validation over the training videos (test untouched): each "
+            "variant x seed trains K times; report with --split val",
+            min=0,
+        ),
+    ] = None,
     normalize: Annotated[
         str | None,
         typer.Option(
@@ -42,7 +50,7 @@ def experiment_command(
         except ValueError:
             raise VidretError(f"--seeds {seeds!r}: give integers separated by commas") from None
     methods = [m.strip() for m in normalize.split(",") if m.strip()] if normalize else None
-    spec = load_experiment(file, seed_list, methods)
+    spec = load_experiment(file, seed_list, methods, folds)
     out = out or Path("runs") / "experiments" / spec.name
     with folder_lock(out, what="runs an experiment in"):
         errors = run_experiment(spec, out, jobs=jobs)

@@ -148,6 +148,25 @@ def random_split(
     return out
 
 
+def cross_validation_fold(
+    parts: dict[str, list[str]], folds: int, fold: int, seed: int
+) -> dict[str, list[str]]:
+    """Fold `fold` of a K-fold cross-validation over the training videos: the train and
+    val parts together, in a seeded order, cut into `folds` near-equal folds; this fold
+    is the validation part, the others train. The test part is left as it is."""
+    if folds < 2:
+        raise VidretError(f"data.folds={folds}: cross-validation needs at least 2 folds")
+    if not 0 <= fold < folds:
+        raise VidretError(f"data.fold={fold}: choose 0 to {folds - 1} (data.folds={folds})")
+    pool = sorted(parts["train"] + parts["val"], key=lambda vid: _hash_key(seed, vid))
+    if len(pool) < folds:
+        raise VidretError(f"{len(pool)} training videos cannot make {folds} folds")
+    bounds = [round(i * len(pool) / folds) for i in range(folds + 1)]
+    val = pool[bounds[fold] : bounds[fold + 1]]
+    return {"train": pool[: bounds[fold]] + pool[bounds[fold + 1] :], "val": val,
+            "test": parts["test"]}  # fmt: skip
+
+
 def _hash_key(seed: int, video_id: str) -> bytes:
     return hashlib.sha256(f"{seed}\x00{video_id}".encode()).digest()
 

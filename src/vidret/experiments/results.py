@@ -47,6 +47,7 @@ def collect(spec: ExperimentSpec, out: Path) -> dict[str, Any]:
             {
                 "variant": r.variant.name,
                 "seed": r.seed,
+                "fold": r.fold,
                 "folder": str(r.folder),
                 "config_hash": config_hash(read_run_config(r.folder)),
                 "code": read_model_info(r.folder).get("vidret_version"),
@@ -62,6 +63,7 @@ def collect(spec: ExperimentSpec, out: Path) -> dict[str, Any]:
         "experiment": spec.name,
         "data": spec.data,
         "seeds": spec.seeds,
+        "folds": spec.folds,
         "variants": [v.name for v in spec.variants],
         "compare_to": {v.name: v.compare_to or spec.variants[0].name for v in spec.variants},
         "test_normalization": [n.normalization().describe() for n in spec.test_normalization],
@@ -93,13 +95,17 @@ def results_table(results: dict[str, Any], part: str = "test") -> str:
         for method in methods:  # a normalized row is tested against its own plain row
             rows[f"{v} + {NORMALIZATION_NAMES[method]}"] = {}
             reference[f"{v} + {NORMALIZATION_NAMES[method]}"] = v
+    by_fold: dict[str, dict[int, list[dict[str, Any]]]] = {v: {} for v in rows}
     for run in results["runs"]:
         if run.get(part):
-            rows[run["variant"]][run["seed"]] = run[part]
+            by_fold[run["variant"]].setdefault(run["seed"], []).append(run[part])
         for method in methods:
             scored = (run.get("test_normalized") or {}).get(method)
             if scored:
-                rows[f"{run['variant']} + {NORMALIZATION_NAMES[method]}"][run["seed"]] = scored
+                row = f"{run['variant']} + {NORMALIZATION_NAMES[method]}"
+                by_fold[row].setdefault(run["seed"], []).append(scored)
+    for row, seeds in by_fold.items():  # folds of a seed: their mean is the seed's number
+        rows[row] = {seed: _mean_metrics(folds) for seed, folds in seeds.items()}
     # bold marks the best plain row: normalized numbers are not compared with plain ones
     means = {
         v: {c: statistics.mean(_value(m, *c) for m in by_seed.values()) for c in COLUMNS}
@@ -119,8 +125,14 @@ def results_table(results: dict[str, Any], part: str = "test") -> str:
         *(f"{d} {k}" if d else k for d, k in COLUMNS),
         f"Rsum vs {first} (paired t-test)" if one_reference else "Rsum vs (paired t-test)",
     ]
+    folds = results.get("folds") or 0
+    over = (
+        f"{part} split, mean over {folds} folds, then mean +- std over seeds"
+        if folds
+        else (f"{part} split, mean +- std over seeds")
+    )
     lines = [
-        f"# {results['experiment']}: {part} split, mean +- std over seeds",
+        f"# {results['experiment']}: {over}",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
@@ -170,6 +182,20 @@ def paper_table(paper: dict[str, Any], header: list[str]) -> list[str]:
         cells = ["-" if v is None else f"{v:.1f}" for v in values]
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     return lines
+
+
+def _mean_metrics(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The mean of several metrics dicts of the same shape (a seed's folds)."""
+    if len(runs) == 1:
+        return runs[0]
+    first = runs[0]
+    return {
+        k: _mean_metrics([r[k] for r in runs])
+        if isinstance(first[k], dict)
+        else statistics.mean(r[k] for r in runs)
+        for k in first
+        if isinstance(first[k], (dict, int, float)) and not isinstance(first[k], bool)
+    }
 
 
 NORMALIZATION_NAMES = {"dual_softmax": "dual softmax", "qbnorm": "QB-Norm"}

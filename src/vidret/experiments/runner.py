@@ -36,6 +36,7 @@ class PlannedRun:
     variant: Variant
     seed: int
     folder: Path
+    fold: int | None = None  # with cross-validation (--folds)
 
     @property
     def done(self) -> bool:
@@ -43,7 +44,12 @@ class PlannedRun:
 
 
 def plan(spec: ExperimentSpec, out: Path) -> list[PlannedRun]:
-    return [PlannedRun(v, s, out / v.slug / f"seed{s}") for v in spec.variants for s in spec.seeds]
+    return [
+        PlannedRun(v, s, out / v.slug / (f"seed{s}" if f is None else f"seed{s}-fold{f}"), f)
+        for v in spec.variants
+        for s in spec.seeds
+        for f in spec.fold_list
+    ]
 
 
 def run_experiment(
@@ -77,13 +83,13 @@ def _run_all(spec: ExperimentSpec, out: Path, jobs: int, progress: bool) -> list
                 r = futures[future]
                 error = future.result()
                 if error:
-                    errors.append(f"{r.variant.name} / seed {r.seed}: {error}")
-                bar.set_postfix_str(f"last: {r.variant.slug} seed {r.seed}")
+                    errors.append(f"{r.variant.name} / {r.folder.name}: {error}")
+                bar.set_postfix_str(f"last: {r.variant.slug} {r.folder.name}")
                 bar.update(1)
                 finished += 1  # a disabled bar does not count, so count here
                 if not on_terminal():
                     status = f"failed: {error}" if error else "done"
-                    note(f"[{finished}/{len(runs)}] {r.variant.slug} seed {r.seed}: {status}")
+                    note(f"[{finished}/{len(runs)}] {r.variant.slug} {r.folder.name}: {status}")
     finally:
         for child in list(children):  # an exception or Ctrl-C here: stop the trainings
             child.terminate()
@@ -93,7 +99,8 @@ def _run_all(spec: ExperimentSpec, out: Path, jobs: int, progress: bool) -> list
 
 def run_settings(spec: ExperimentSpec, r: PlannedRun) -> tuple[str, list[str]]:
     """The config file and `--set` overrides this run is trained with."""
-    return r.variant.base or spec.base, [*RUN_OVERRIDES, *spec.overrides(r.variant, r.seed)]
+    overrides = spec.overrides(r.variant, r.seed, r.fold)
+    return r.variant.base or spec.base, [*RUN_OVERRIDES, *overrides]
 
 
 def check_not_stale(spec: ExperimentSpec, runs: list[PlannedRun]) -> None:
@@ -122,7 +129,7 @@ def _train_one(spec: ExperimentSpec, r: PlannedRun, children: set[subprocess.Pop
         args = ["train", "--data", str(spec.data_path()), "--config", base, "--out", str(r.folder)]
         for item in overrides:
             args += ["--set", item]
-    log = r.folder.parent / f"seed{r.seed}.log"
+    log = r.folder.parent / f"{r.folder.name}.log"
     started = time.perf_counter()
     with open(log, "w") as f:
         proc = subprocess.Popen(

@@ -83,15 +83,26 @@ class ExperimentSpec(BaseModel):
     # Extra rows: every run's test split scored again with each (no training changes).
     test_normalization: list[NormalizationSpec] = Field(default_factory=list)
     paper: PaperReference | None = None
+    # K-fold cross-validation over the training videos: every variant x seed trains K
+    # times, each fold validating once; results.md reports the mean over folds (--split
+    # val). 0: the usual single split.
+    folds: int = Field(0, ge=0)
 
     def data_path(self) -> Path:
         return Path(os.path.expandvars(self.data))
 
-    def overrides(self, variant: Variant, seed: int) -> list[str]:
-        return [f"{k}={json.dumps(v)}" for k, v in variant.set.items()] + [f"train.seed={seed}"]
+    def overrides(self, variant: Variant, seed: int, fold: int | None = None) -> list[str]:
+        items = [f"{k}={json.dumps(v)}" for k, v in variant.set.items()] + [f"train.seed={seed}"]
+        if fold is not None:
+            items += [f"data.folds={self.folds}", f"data.fold={fold}"]
+        return items
 
-    def config(self, variant: Variant, seed: int) -> RunConfig:
-        return load_config(variant.base or self.base, self.overrides(variant, seed))
+    def config(self, variant: Variant, seed: int, fold: int | None = None) -> RunConfig:
+        return load_config(variant.base or self.base, self.overrides(variant, seed, fold))
+
+    @property
+    def fold_list(self) -> list[int | None]:
+        return list(range(self.folds)) if self.folds else [None]
 
 
 def config_hash(cfg: RunConfig) -> str:
@@ -102,7 +113,10 @@ def config_hash(cfg: RunConfig) -> str:
 
 
 def load_experiment(
-    path: Path | str, seeds: list[int] | None = None, normalize: list[str] | None = None
+    path: Path | str,
+    seeds: list[int] | None = None,
+    normalize: list[str] | None = None,
+    folds: int | None = None,
 ) -> ExperimentSpec:
     path = Path(path)
     os.environ.setdefault("VIDRET_SHARED_DATA", str(_default_shared_data()))
@@ -120,6 +134,10 @@ def load_experiment(
         raise VidretError("\n".join(lines)) from None
     if seeds:
         spec.seeds = seeds
+    if folds is not None:
+        spec.folds = folds
+    if spec.folds == 1:
+        raise VidretError(f"{path}: folds 1 is no cross-validation; use 0 (off) or >= 2")
     for method in normalize or []:
         if method not in ("dual_softmax", "qbnorm"):
             raise VidretError(f"--normalize {method!r}: choose dual_softmax or qbnorm")
@@ -156,7 +174,7 @@ def load_experiment(
                     "R@1 R@5 R@10 MdR, v2t R@1 R@5 R@10 MdR, Rsum; null where not given)"
                 )
     for variant in spec.variants:  # every config must load before anything trains
-        spec.config(variant, spec.seeds[0])
+        spec.config(variant, spec.seeds[0], spec.fold_list[0])
     return spec
 
 

@@ -10,7 +10,7 @@ import torch
 
 from vidret.config import RunConfig
 from vidret.data.dataset import VideoDataset
-from vidret.data.splits import resolve_split, scored_captions
+from vidret.data.splits import cross_validation_fold, resolve_split, scored_captions
 from vidret.data.validate import require_finite
 from vidret.errors import VidretError
 from vidret.models.base import ModelSignature
@@ -82,11 +82,15 @@ def prepare_data(
         cfg.data.seed,
         cfg.data.names,
     )
+    folds = cfg.data.folds and (split or cfg.data.split) != "all"
+    if folds:
+        parts = cross_validation_fold(parts, cfg.data.folds, cfg.data.fold, cfg.data.seed)
     index = dataset.video_index()
     splits = {p: np.array([index[v] for v in ids], np.int64) for p, ids in parts.items()}
     scored = {}
     if (split or cfg.data.split) == "named":
-        for part in splits:
+        # a fold's train and val mix the named parts: they score all their captions
+        for part in ["test"] if folds else list(splits):
             rows = (
                 split_caption_rows(dataset, root, cfg.data.names[part])
                 if part in cfg.data.names
