@@ -160,3 +160,47 @@ def test_training_with_relevance_objectives(tmp_path: Path, demo_dir: Path, name
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     term = "loss_listwise" if name == "sndcg" else "loss_kendall"
     assert all(r["train"][term] > 0 for r in records)
+
+
+def test_cmgsd_static_text_from_all_captions_of_a_video() -> None:
+    """With each video's only caption being the batch caption itself, the relevance is
+    the captions' cosine matrix, so the margins equal the paper's caption expert's."""
+    from vidret.losses.cmgsd import CMGSDLoss
+
+    torch.manual_seed(3)
+    text = torch.randn(8, 16)
+    frames = torch.randn(8, 32)
+    common = {"text": text, "video:frames": frames}
+    paper = CMGSDLoss(alpha=0.2, beta=0.1, dynamic=False)
+    ours = CMGSDLoss(alpha=0.2, beta=0.1, dynamic=False, static_text="video_captions")
+    assert ours.needs_relevance and not paper.needs_relevance
+    relevance = {CAPTIONS: text, VIDEO_CAPTIONS: text[:, None, :],
+                 VIDEO_CAPTION_MASK: torch.ones(8, 1)}  # fmt: skip
+    _, static_paper = paper.margins(LossContext(static=common))
+    _, static_ours = ours.margins(LossContext(static={**common, **relevance}))
+    assert [n for n, _ in static_ours] == ["sta_video:frames", "sta_text"]
+    by_name = dict(static_paper)
+    for name, M in static_ours:
+        torch.testing.assert_close(M, by_name[name], rtol=1e-5, atol=1e-6)
+    # a second caption per video can only raise the relevance (the best match counts)
+    closer = F.normalize(text[:, None, :] + 0.5 * text[None, :, :].mean(1, keepdim=True), dim=-1)
+    two = {CAPTIONS: text, VIDEO_CAPTIONS: torch.cat([text[:, None, :], closer], 1),
+           VIDEO_CAPTION_MASK: torch.ones(8, 2)}  # fmt: skip
+    r1 = caption_relevance(LossContext(static=relevance))
+    r2 = caption_relevance(LossContext(static=two))
+    assert (r2 >= r1 - 1e-6).all()
+
+
+@pytest.mark.parametrize("name", ["cmgsd", "adaptive_infonce"])
+def test_training_with_the_video_captions_text_expert(
+    tmp_path: Path, demo_dir: Path, name: str
+) -> None:
+    run = tmp_path / name
+    base = "configs/meanpool-cmgsd.yaml"
+    args = ["train", "--data", str(demo_dir), "--out", str(run), "--quiet", "--config", base]
+    for item in [*TINY, "train.epochs=2", f"loss.name={name}", "loss.static_text=video_captions"]:
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 2 and all(np.isfinite(r["train"]["loss"]) for r in records)

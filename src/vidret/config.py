@@ -121,6 +121,10 @@ class LossConfig(_Section):
     static: bool = True
     dynamic: bool = True
     static_text_model: str | None = None  # sentence-transformers folder; None: text.model
+    # cmgsd's static text expert: each caption against the batch's captions (the paper),
+    # or against every caption of each batch video, the best match (the relevance of the
+    # listwise losses, symmetrized, as margins)
+    static_text: Literal["caption", "video_captions"] = "caption"
     # cmgsd: the dynamic text expert. embeddings: the model's caption embeddings (one per
     # expert); encoder: the caption encoder's output before the backbone's heads (the
     # paper's choice for MMT, its caption [CLS] output). With a frozen encoder

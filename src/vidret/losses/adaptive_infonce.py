@@ -33,6 +33,10 @@ class AdaptiveInfoNCE(InfoNCE):
         # Only its margins and lambda are used: the same experts and schedule as CMGSD.
         self.source = CMGSDLoss(**margin_options)  # type: ignore[arg-type]
 
+    @property
+    def needs_relevance(self) -> bool:
+        return self.source.needs_relevance
+
     def margin_matrix(self, sims: Tensor, ctx: LossContext) -> tuple[Tensor, float]:
         lam = self.source.lambda_(ctx.epoch)
         dynamic, static = self.source.margins(ctx)

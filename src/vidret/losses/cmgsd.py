@@ -31,6 +31,7 @@ from torch import Tensor
 from vidret.losses.adaptive_margin import cosine_distances, rescale_margins
 from vidret.losses.base import LossContext, LossOutput
 from vidret.losses.reducers import mining_share
+from vidret.losses.relevance import caption_relevance
 from vidret.losses.triplet import TripletLoss, negatives_mask, positive_gaps
 from vidret.models.types import Embeddings
 
@@ -94,6 +95,7 @@ class CMGSDLoss(TripletLoss):
         video_experts: bool = True,
         static: bool = True,
         dynamic: bool = True,
+        static_text: str = "caption",
     ):
         super().__init__(
             alpha, mining=mining, warmup_epochs=warmup_epochs, reducer=reducer, epsilon=epsilon
@@ -102,6 +104,11 @@ class CMGSDLoss(TripletLoss):
         self.lambda_start, self.lambda_end = lambda_start, lambda_end
         self.text_experts, self.video_experts = text_experts, video_experts
         self.static, self.dynamic = static, dynamic
+        if static_text not in ("caption", "video_captions"):
+            raise ValueError(f"static_text {static_text!r}: caption or video_captions")
+        self.static_text = static_text
+        # the video_captions expert reads the batch videos' captions (vidret.losses.relevance)
+        self.needs_relevance = static and text_experts and static_text == "video_captions"
 
     def lambda_(self, epoch: float) -> float:
         if not self.dynamic:
@@ -118,14 +125,22 @@ class CMGSDLoss(TripletLoss):
                 experts.append(("dyn_video", ctx.video.vectors, ctx.video.weights > 0))
             if self.text_experts and ctx.text is not None:
                 experts.append(("dyn_text", ctx.text.vectors, None))
+        text_from_videos = self.needs_relevance  # the static text expert from relevance
         if self.static:
             for name, vectors in sorted(ctx.static.items()):
                 is_video = name.startswith("video:")
-                if (is_video and self.video_experts) or (name == "text" and self.text_experts):
+                is_text = name == "text" and self.text_experts and not text_from_videos
+                if (is_video and self.video_experts) or is_text:
                     experts.append((f"sta_{name}", vectors, None))
+        distances = [cosine_distances(v.detach(), p) for _, v, p in experts]
+        if text_from_videos:
+            # 1 - the best match among each video's captions; symmetrized, since one
+            # margin matrix serves both directions (caption i vs video j, video i vs caption j)
+            relevance = caption_relevance(ctx)
+            experts.append(("sta_text", relevance, None))
+            distances.append((1.0 - (relevance + relevance.T) / 2, None))
         if not experts:
             return [], []
-        distances = [cosine_distances(v.detach(), p) for _, v, p in experts]
         B = distances[0][0].shape[0]
         valid = None
         if any(m is not None for _, m in distances):

@@ -35,6 +35,7 @@ def _build(cfg: LossConfig, epochs: int) -> Objective:
         "video_experts": cfg.video_experts,
         "static": cfg.static,
         "dynamic": cfg.dynamic,
+        "static_text": cfg.static_text,
     }
     if cfg.name == "cmgsd":
         return CMGSDLoss(
