@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from vidret.errors import VidretError
-
 
 def search_command(
     index: Annotated[Path, typer.Argument(help="index folder from `vidret index`")],
@@ -27,12 +25,16 @@ def search_command(
     import faiss
 
     from vidret.json_output import dumps
-    from vidret.search.engine import SEARCH_NORMALIZATIONS, SearchEngine, check_k, check_query
+    from vidret.search.engine import (
+        SearchEngine,
+        check_k,
+        check_normalization_name,
+        check_query,
+    )
 
     query = check_query(query)  # before the model is loaded: a bad argument fails at once
     check_k(k)
-    if normalize not in SEARCH_NORMALIZATIONS:
-        raise VidretError(f"--normalize {normalize!r}: choose one of none, dual_softmax, qbnorm")
+    check_normalization_name(normalize)
     faiss.omp_set_num_threads(1)  # one query: FAISS's threads cost more than they save
     result = SearchEngine(index).search(query, k, normalize)
     if as_json:

@@ -46,7 +46,8 @@ class SearchResult:
 
     @property
     def below_floor(self) -> bool:
-        """No hit scores as high as 95% of real caption-video pairs of the model's data."""
+        """The best hit scores below the index's floor: a weaker best match than 95% of the
+        model's training captions find in this collection."""
         return self.floor is not None and (not self.hits or self.hits[0].score < self.floor)
 
 
@@ -155,10 +156,7 @@ class SearchEngine:
         return SearchResult(query, hits, (t1 - t0) * 1000, (t2 - t1) * 1000, normalize, floor)
 
     def check_normalize(self, normalize: str) -> None:
-        if normalize not in SEARCH_NORMALIZATIONS:
-            raise VidretError(
-                f"--normalize {normalize!r}: choose one of {', '.join(SEARCH_NORMALIZATIONS)}"
-            )
+        check_normalization_name(normalize)
         if normalize != "none" and self.index.bank is None:
             raise VidretError(
                 f"{self.index.folder}: built without a query bank, so it cannot --normalize; "
@@ -180,6 +178,13 @@ def check_query(query: str) -> str:
     if len(cleaned) > MAX_QUERY_CHARS:
         raise VidretError(f"the query is {len(cleaned)} characters long; at most {MAX_QUERY_CHARS}")
     return cleaned
+
+
+def check_normalization_name(normalize: str) -> None:
+    if normalize not in SEARCH_NORMALIZATIONS:
+        raise VidretError(
+            f"--normalize {normalize!r}: choose one of {', '.join(SEARCH_NORMALIZATIONS)}"
+        )
 
 
 def check_k(k: int) -> None:
