@@ -16,6 +16,7 @@ from typing import Any
 
 from scipy import stats
 
+from vidret.eval.normalization import Normalization
 from vidret.experiments.normalized import read_normalized
 from vidret.experiments.runner import TIMING, plan
 from vidret.experiments.spec import ExperimentSpec, config_hash
@@ -202,14 +203,12 @@ NORMALIZATION_NAMES = {"dual_softmax": "dual softmax", "qbnorm": "QB-Norm"}
 
 
 def _describe(settings: dict[str, Any]) -> str:
-    method = settings["method"]
-    if method == "dual_softmax":
-        return f"dual softmax over the test queries, T={settings['temperature']:g}"
-    kind = "dynamic inverted softmax" if settings.get("dynamic", True) else "inverted softmax"
-    return (
-        f"QB-Norm, {kind}, beta={settings['beta']:g}, k={settings['k']}, query bank from the "
-        "run's training captions and videos"
-    )
+    """A normalization's settings as its label says them, and where its statistics come
+    from (the test queries for dual softmax, a training bank for QB-Norm)."""
+    label = Normalization(**settings).label()
+    if settings["method"] == "dual_softmax":
+        return f"{label} over the test queries"
+    return f"{label} with a query bank from the run's training captions and videos"
 
 
 def _paired(reference: dict[int, Any], other: dict[int, Any]) -> str:

@@ -46,15 +46,18 @@ class SelectiveHardNegative:
     def __call__(self, hinge: Tensor, negatives: Tensor, gaps: Tensor | None = None) -> Tensor:
         if gaps is None:
             raise ValueError("the selective reducer needs each candidate's gap to the positive")
-        closest = gaps.detach().masked_fill(~negatives, -torch.inf).amax(dim=1)
         hardest = HardestNegative()(hinge, negatives)
         mean = MeanOverNegatives()(hinge, negatives)
-        return torch.where(closest.abs() < self.epsilon, mean, hardest)
+        return torch.where(self._mines(negatives, gaps), hardest, mean)
 
     def mined(self, negatives: Tensor, gaps: Tensor) -> Tensor:
         """The share of queries that took their hardest negative (for the logs)."""
+        return self._mines(negatives, gaps).float().mean()
+
+    def _mines(self, negatives: Tensor, gaps: Tensor) -> Tensor:
+        """Per query: is |positive - hardest negative| at least epsilon (no gradient)?"""
         closest = gaps.detach().masked_fill(~negatives, -torch.inf).amax(dim=1)
-        return (closest.abs() >= self.epsilon).float().mean()
+        return closest.abs() >= self.epsilon
 
 
 def make_reducer(mining: bool, reducer: str = "hardest", epsilon: float = 0.01):
