@@ -78,15 +78,19 @@ def query_bank(
     if len(train) == 0:
         raise VidretError("QB-Norm needs training videos for its query bank; this run has none")
     rng = np.random.default_rng(seed)
-    bank_captions, _ = data.caption_rows(train)
-    if len(bank_captions) > size:
-        bank_captions = np.sort(rng.choice(bank_captions, size, replace=False))
-    if len(train) > size:
-        train = np.sort(rng.choice(train, size, replace=False))
+    bank_captions = sample_rows(data.caption_rows(train)[0], size, rng)
+    train = sample_rows(train, size, rng)
     text_bank, _ = similarity_matrix(model, data, test_videos, batch, device, bank_captions)
     test_caption_rows, _ = data.caption_rows(test_videos, test_captions)
     video_bank, _ = similarity_matrix(model, data, train, batch, device, test_caption_rows)
     return QueryBank(text_to_test_videos=text_bank, test_captions_to_videos=video_bank)
+
+
+def sample_rows(rows: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """At most `size` of `rows`, a seeded sample kept in row order (all when fewer)."""
+    if len(rows) <= size:
+        return rows
+    return np.sort(rng.choice(rows, size, replace=False))
 
 
 def _cat(parts: list[Embeddings]) -> Embeddings:

@@ -52,10 +52,10 @@ class NormalizationSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     method: Literal["dual_softmax", "qbnorm"]
-    temperature: float = 0.01
-    beta: float = 20.0
-    k: int = 1
-    dynamic: bool = True
+    temperature: float = Normalization.temperature  # the defaults are Normalization's
+    beta: float = Normalization.beta
+    k: int = Normalization.k
+    dynamic: bool = Normalization.dynamic
 
     def normalization(self) -> Normalization:
         return Normalization(**self.model_dump())

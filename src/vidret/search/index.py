@@ -241,6 +241,7 @@ def run_query_bank(
 ) -> SearchBank | None:
     """The query bank of `bank_size` captions from the run's own training data (None
     without that data)."""
+    from vidret.eval.evaluate import sample_rows
     from vidret.train.data import prepare_data
 
     run_data = Path(model_info["data"])
@@ -256,9 +257,7 @@ def run_query_bank(
     captions, _ = prepared.caption_rows(prepared.splits["train"])
     if len(captions) == 0:
         return None
-    if len(captions) > bank_size:
-        rng = np.random.default_rng(0)
-        captions = np.sort(rng.choice(captions, bank_size, replace=False))
+    captions = sample_rows(captions, bank_size, np.random.default_rng(0))
     bank_text = text_embeddings(model, prepared, captions)
     return build_bank(bank_text, videos, Normalization("qbnorm"), temperature=0.01)
 
