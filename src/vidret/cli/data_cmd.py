@@ -171,9 +171,9 @@ def split(
             first = ", ".join(parts[part][:3])
             typer.echo(f"{part}: {len(parts[part])} videos (first: {first}; --list prints all)")
     targets = ([Path(folder) / SPLITS_DIR] if write else []) + ([out] if out else [])
-    for target in targets:
-        from vidret.io import atomic_open
+    from vidret.io import atomic_open
 
+    for target in targets:
         if target.exists() and not target.is_dir():
             raise VidretError(f"--out {target}: a file, not a folder")
         for part in SPLIT_PARTS:
