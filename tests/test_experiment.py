@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from helpers import TINY
 from vidret.cli import app
+from vidret.errors import VidretError
 from vidret.experiments.results import results_table
 
 
@@ -110,6 +111,17 @@ def test_paired_difference_in_the_table() -> None:
     results["compare_to"] = {"a": "a", "b": "a", "c": "b"}
     row_c = next(line for line in results_table(results).splitlines() if line.startswith("| c "))
     assert "| -9.0 (p = 0.012, n = 3) vs b |" in row_c  # 10, 10, 7 below b
+
+    # Two references (objectives: each row against InfoNCE and against CMGSD): a column
+    # each; a row with one reference leaves the second empty, results.json of older
+    # versions (a string) still reads.
+    results["compare_to"] = {"a": ["a"], "b": "a", "c": ["a", "b"]}
+    table = results_table(results).splitlines()
+    assert table[2].endswith("| Rsum vs (paired t-test) | Rsum vs (paired t-test 2) |")
+    row_b = next(line for line in table if line.startswith("| b "))
+    row_c = next(line for line in table if line.startswith("| c "))
+    assert row_b.endswith("| +5.0 (p = 0.013, n = 3) vs a |  |")
+    assert row_c.endswith("| -4.0 (p = 0.020, n = 3) vs a | -9.0 (p = 0.012, n = 3) vs b |")
 
 
 def test_shipped_experiment_files_load() -> None:
@@ -248,3 +260,17 @@ def test_cross_validation_experiment(tmp_path: Path, demo_dir: Path) -> None:
     expected = f"{statistics.mean(per_seed):.1f} +- {statistics.stdev(per_seed):.1f}"
     row = next(line for line in table.splitlines() if line.startswith("| InfoNCE |"))
     assert expected in row, (expected, row)
+
+
+def test_compare_to_names_variants(tmp_path: Path, demo_dir: Path) -> None:
+    from vidret.experiments.spec import load_experiment
+
+    path = write_experiment(tmp_path, demo_dir)
+    spec = yaml.safe_load(path.read_text())
+    spec["variants"].append({"name": "third", "compare_to": ["hard margin", "InfoNCE"]})
+    path.write_text(yaml.safe_dump(spec))
+    assert load_experiment(path).variants[2].references("hard margin") == ["hard margin", "InfoNCE"]
+    spec["variants"][2]["compare_to"] = ["hard margin", "CMGSD"]
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(VidretError, match="'third' compares to 'CMGSD', which is not a variant"):
+        load_experiment(path)

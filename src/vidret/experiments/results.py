@@ -2,9 +2,9 @@
 
 The table has one row per variant, mean +- std over seeds of the metrics papers report,
 the best of each column in bold, and each variant's Rsum difference from the first
-variant (or the one it names in `compare_to`) with a paired t-test over seeds (the same
-seed: the same split, the same initialization of the shared parts, so pairing removes
-that variation).
+variant (or the ones it names in `compare_to`: a column each) with a paired t-test over
+seeds (the same seed: the same split, the same initialization of the shared parts, so
+pairing removes that variation).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def collect(spec: ExperimentSpec, out: Path) -> dict[str, Any]:
         "seeds": spec.seeds,
         "folds": spec.folds,
         "variants": [v.name for v in spec.variants],
-        "compare_to": {v.name: v.compare_to or spec.variants[0].name for v in spec.variants},
+        "compare_to": {v.name: v.references(spec.variants[0].name) for v in spec.variants},
         "test_normalization": [n.normalization().describe() for n in spec.test_normalization],
         "paper": None if spec.paper is None else spec.paper.model_dump(),
         "runs": runs,
@@ -87,15 +87,16 @@ def _value(metrics: dict[str, Any], direction: str | None, key: str) -> float:
 
 def results_table(results: dict[str, Any], part: str = "test") -> str:
     rows: dict[str, dict[int, dict[str, Any]]] = {}
-    reference: dict[str, str] = {}
+    references: dict[str, list[str]] = {}
     first = results["variants"][0]
     methods = [n["method"] for n in results.get("test_normalization", [])] if part == "test" else []
     for v in results["variants"]:
         rows[v] = {}
-        reference[v] = results.get("compare_to", {}).get(v, first)
+        named = results.get("compare_to", {}).get(v, first)  # a string in older results.json
+        references[v] = [named] if isinstance(named, str) else named
         for method in methods:  # a normalized row is tested against its own plain row
             rows[f"{v} + {NORMALIZATION_NAMES[method]}"] = {}
-            reference[f"{v} + {NORMALIZATION_NAMES[method]}"] = v
+            references[f"{v} + {NORMALIZATION_NAMES[method]}"] = [v]
     by_fold: dict[str, dict[int, list[dict[str, Any]]]] = {v: {} for v in rows}
     for run in results["runs"]:
         if run.get(part):
@@ -119,12 +120,14 @@ def results_table(results: dict[str, Any], part: str = "test") -> str:
         if plain
         else {}
     )
-    one_reference = all(r == first for v, r in reference.items() if v in results["variants"])
+    one_reference = all(r == [first] for v, r in references.items() if v in results["variants"])
+    tests = max(len(r) for r in references.values())
     header = [
         "variant",
         "seeds",
         *(f"{d} {k}" if d else k for d, k in COLUMNS),
         f"Rsum vs {first} (paired t-test)" if one_reference else "Rsum vs (paired t-test)",
+        *(f"Rsum vs (paired t-test {i + 1})" for i in range(1, tests)),
     ]
     folds = results.get("folds") or 0
     over = (
@@ -157,12 +160,13 @@ def results_table(results: dict[str, Any], part: str = "test") -> str:
             text = f"{statistics.mean(values):.1f} +- {sd:.1f}"
             is_best = variant in plain and abs(means[variant][c] - best[c]) < 1e-9
             cells.append(f"**{text}**" if is_best else text)
-        ref = reference[variant]
-        if ref == variant:
-            cells.append("")
-        else:
-            paired = _paired(rows[ref], by_seed)
-            cells.append(paired if one_reference and ref == first else f"{paired} vs {ref}")
+        for ref in references[variant]:
+            if ref == variant:
+                cells.append("")
+            else:
+                paired = _paired(rows[ref], by_seed)
+                cells.append(paired if one_reference and ref == first else f"{paired} vs {ref}")
+        cells += [""] * (len(header) - len(cells))
         lines.append("| " + " | ".join(cells) + " |")
     if results.get("paper"):
         lines += ["", *paper_table(results["paper"], header[: len(COLUMNS) + 2])]

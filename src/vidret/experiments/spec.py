@@ -39,7 +39,14 @@ class Variant(BaseModel):
     name: str
     base: str | None = None
     set: dict[str, Any] = Field(default_factory=dict)
-    compare_to: str | None = None  # the variant its Rsum is tested against (default: first)
+    # the variant(s) its Rsum is tested against (default: the first variant); a list gives
+    # one test column each, e.g. [InfoNCE, CMGSD]; itself: no test
+    compare_to: str | list[str] | None = None
+
+    def references(self, first: str) -> list[str]:
+        if self.compare_to is None:
+            return [first]
+        return [self.compare_to] if isinstance(self.compare_to, str) else list(self.compare_to)
 
     @property
     def slug(self) -> str:
@@ -156,11 +163,12 @@ def load_experiment(
         raise VidretError(f"{path}: two variants have the same name (as folder names: {slugs})")
     names = [v.name for v in spec.variants]
     for variant in spec.variants:
-        if variant.compare_to is not None and variant.compare_to not in names:
-            raise VidretError(
-                f"{path}: variant '{variant.name}' compares to '{variant.compare_to}', "
-                f"which is not a variant (variants: {names})"
-            )
+        for reference in variant.references(names[0]):
+            if reference not in names:
+                raise VidretError(
+                    f"{path}: variant '{variant.name}' compares to '{reference}', "
+                    f"which is not a variant (variants: {names})"
+                )
     if spec.paper is not None:
         for row, values in spec.paper.rows.items():
             if row not in names and not row.startswith("("):
