@@ -2,6 +2,7 @@
 
     python benchmarks/bench_step.py [--losses triplet cmgsd infonce] [--batch 128] [--steps 40]
     python benchmarks/bench_step.py --losses triplet sndcg bcls unified --adversarial 0.1
+    python benchmarks/bench_step.py --losses triplet bcls bcls:loss.window=8
 
 Inputs have msrvtt-1k's shapes (one expert of 50 frames x 128; 384-d sentence vectors)
 and random values: speed does not depend on them. Each step is the trainer's own:
@@ -12,7 +13,8 @@ backbone), so the machine's drift hits them alike and their ratio is meaningful:
 ratio cmgsd / triplet is the adaptive margins' overhead, and each objective's ratio to
 triplet (`over_triplet`) its own. Objectives ranking by caption relevance (sndcg, bcls) get
 20 caption vectors per video, as msrvtt-1k's videos have; `--adversarial W` wraps every
-objective in the adversarial modality alignment.
+objective in the adversarial modality alignment. `NAME:key=value[:key=value]` runs
+configs/<backbone>-NAME.yaml with those settings (a row of its own).
 """
 
 from __future__ import annotations
@@ -59,8 +61,10 @@ def main() -> None:
     for name in BACKBONES:
         runs = {}
         for loss in args.losses:
+            objective_name, *settings = loss.split(":")
             cfg = load_config(
-                f"configs/{name}-{loss}.yaml", [f"loss.adversarial={args.adversarial}"]
+                f"configs/{name}-{objective_name}.yaml",
+                [f"loss.adversarial={args.adversarial}", *settings],
             )
             torch.manual_seed(0)
             model = build_model(cfg, sig, "unused")

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from helpers import TINY
 from vidret.cli import app
 from vidret.losses.base import LossContext
-from vidret.losses.kendall import KendallRankingLoss
+from vidret.losses.kendall import KendallRankingLoss, sliding_window_terms
 from vidret.losses.listwise import SmoothNDCGLoss, smooth_ndcg
 from vidret.losses.relevance import (
     CAPTIONS,
@@ -130,6 +130,56 @@ def test_kendall_matches_itm_cls(gap: float) -> None:
     # scores that follow the relevance exactly violate nothing
     follows = KendallRankingLoss(gap=gap)(relevance.clone(), context(x))
     assert follows.terms["loss_kendall"] == 0.0
+
+
+def reference_sliding_window(
+    scores: torch.Tensor, relevance: torch.Tensor, gap: float, window: int
+) -> torch.Tensor:
+    """SW-HS as the kendall module's docstring states it, one query and candidate at a
+    time: j against the `window` most relevant candidates less relevant than j by more
+    than gap, the hardest violation of those; the mean over (query, j) that have one."""
+    total, count = 0.0, 0
+    for q in range(scores.shape[0]):
+        for j in range(scores.shape[1]):
+            below = [k for k in range(scores.shape[1]) if relevance[q, j] - relevance[q, k] > gap]
+            below = sorted(below, key=lambda k: -float(relevance[q, k]))[:window]
+            if below:
+                total += max(max(float(scores[q, k] - scores[q, j]), 0.0) for k in below)
+                count += 1
+    return torch.tensor(total / max(count, 1))
+
+
+@pytest.mark.parametrize(("gap", "window"), [(0.0, 1), (0.1, 3), (0.3, 2), (0.1, 50)])
+def test_kendall_sliding_window_hard_samples(gap: float, window: int) -> None:
+    torch.manual_seed(2)
+    x = unit_vectors(9, 2)
+    relevance = (x @ x.T).fill_diagonal_(1.0)
+    sims = torch.rand(9, 9) * 2 - 1
+    ours = KendallRankingLoss(margin=0.2, gap=gap, window=window)(sims, context(x))
+    theirs = (
+        reference_sliding_window(sims, relevance, gap, window)
+        + reference_sliding_window(sims.T, relevance.T, gap, window)
+    ) / 2
+    torch.testing.assert_close(
+        torch.tensor(ours.terms["loss_kendall"]), theirs, atol=1e-6, rtol=1e-5
+    )
+    follows = KendallRankingLoss(gap=gap, window=window)(relevance.clone(), context(x))
+    assert follows.terms["loss_kendall"] == 0.0
+
+
+def test_kendall_sliding_window_by_hand() -> None:
+    # one query, relevance 1 > 0.7 > 0.5 > 0.1; gap 0.35, window 1: candidate 0's window is
+    # candidate 2 (0.7 is not below 1 by more than the gap), 1's is 3, 2's is 3, 3 has none
+    relevance = torch.tensor([[1.0, 0.7, 0.5, 0.1]])
+    scores = torch.tensor([[0.2, 0.3, 0.6, 0.5]])
+
+    total, count = sliding_window_terms(scores, relevance, gap=0.35, window=1)
+    # violations: s2 - s0 = 0.4, s3 - s1 = 0.2, s3 - s2 < 0 -> 0
+    assert count.item() == 3
+    torch.testing.assert_close(total, torch.tensor(0.6))
+    # window 2: candidate 0 against 2 and 3 (the hardest: 0.4), 1 against 3 only
+    total, count = sliding_window_terms(scores, relevance, gap=0.35, window=2)
+    torch.testing.assert_close(total, torch.tensor(0.6))
 
 
 def test_relevance_is_the_best_match_among_a_videos_captions() -> None:

@@ -105,6 +105,9 @@ class LossConfig(_Section):
     # bcls: pairs whose relevance differs by more than gap are ranked; the Kendall weight
     gap: float = Field(0.3, ge=0.0)
     kendall_weight: float = Field(1.0, ge=0.0)
+    # bcls: 0 ranks all pairs (the authors' code); W > 0: sliding-window sampling and
+    # hard-sample mining, each candidate against the W next less relevant ones, the hardest
+    window: int = Field(0, ge=0)
     # any objective: adversarial modality alignment (AME-Net) with this weight; 0 = off
     adversarial: float = Field(0.0, ge=0.0)
     warmup_epochs: float = Field(1.0, ge=0.0)  # triplet: epochs averaging over negatives

@@ -50,7 +50,9 @@ def _build(cfg: LossConfig, epochs: int) -> Objective:
     if cfg.name == "sndcg":
         return SmoothNDCGLoss(cfg.margin, tau=cfg.tau, weight=cfg.listwise_weight)
     if cfg.name == "bcls":
-        return KendallRankingLoss(cfg.margin, gap=cfg.gap, weight=cfg.kendall_weight)
+        return KendallRankingLoss(
+            cfg.margin, gap=cfg.gap, weight=cfg.kendall_weight, window=cfg.window
+        )
     if cfg.name == "unified":
         return UnifiedLoss(cfg.margin, gamma=1.0 / cfg.temperature)
     if cfg.name == "triplet":
