@@ -15,6 +15,7 @@ from vidret.errors import VidretError
 from vidret.models.similarity import similarity
 from vidret.models.types import Embeddings, TextBatch
 from vidret.search.index import VideoIndex, checkpoint_digest, flatten
+from vidret.search.query_cache import QueryCache
 from vidret.text.onnx_encoder import OnnxSentenceEncoder
 from vidret.text.sentence_bert import encode_texts
 from vidret.train.run import load_trained_model
@@ -72,32 +73,50 @@ class QueryEncoder:
         self.embed("warm up")  # load the caption model now, not on the first query
 
     def embed(self, query: str) -> Embeddings:
+        return self.embed_many([query])
+
+    def embed_many(self, queries: list[str]) -> Embeddings:
+        """One batch through the caption encoder and the model's text side; row i is what
+        `embed(queries[i])` gives (padding is masked out; tested)."""
         text = self.cfg.text
         with_tokens = text.encoder == "tokens"
         if text.encoder == "finetune":  # the model holds its own transformer
-            batch = TextBatch(texts=[query])
+            batch = TextBatch(texts=list(queries))
         else:
             enc = (
-                self._onnx.encode([query], with_tokens, text.max_tokens)
+                self._onnx.encode(list(queries), with_tokens, text.max_tokens)
                 if self._onnx is not None
                 else encode_texts(
-                    [query], self.text_model, with_tokens, text.max_tokens, progress=False
+                    list(queries), self.text_model, with_tokens, text.max_tokens, progress=False
                 )
             )
             batch = TextBatch(
                 sentence=torch.from_numpy(enc.sentence),
                 tokens=None if enc.tokens is None else torch.from_numpy(enc.tokens.astype("f4")),
                 lengths=None if enc.lengths is None else torch.from_numpy(enc.lengths),
-                texts=[query],
+                texts=list(queries),
             )
         with torch.inference_mode():
             return self.model.embed_text(batch)
 
 
-class SearchEngine:
-    """An index and the model that built it. Thread-safe for concurrent `search` calls."""
+@dataclass(frozen=True)
+class SearchRequest:
+    query: str  # as the user typed it; cleaned by `check`
+    k: int = 10
+    normalize: str = "none"
 
-    def __init__(self, index_dir: Path):
+
+class SearchEngine:
+    """An index and the model that built it. Thread-safe for concurrent `search` calls.
+
+    `search_many` serves several queries with one pass of the caption encoder and one
+    FAISS call per candidate-pool size (the batching server's path; each result is the one
+    `search` gives, tested). Query embeddings are kept in an LRU cache of `cache_size`
+    queries (0: none), so a repeated query skips the encoder.
+    """
+
+    def __init__(self, index_dir: Path, cache_size: int = 0):
         self.index = VideoIndex.load(index_dir)
         ref = self.index.info["model"]
         checkpoint = Path(ref["checkpoint"])
@@ -115,45 +134,102 @@ class SearchEngine:
         self.encoder = QueryEncoder(Path(ref["run"]))
         if self.encoder.experts != ref["experts"]:
             raise VidretError(f"{index_dir}: the run's experts differ from the index's")
+        self.cache = QueryCache(cache_size)
 
     @property
     def size(self) -> int:
         return self.index.size
 
+    def check(self, request: SearchRequest) -> SearchRequest:
+        """The request with its query cleaned; a VidretError saying what is wrong."""
+        query = check_query(request.query)
+        check_k(request.k)
+        self.check_normalize(request.normalize)
+        return SearchRequest(query, request.k, request.normalize)
+
     def search(self, query: str, k: int = 10, normalize: str = "none") -> SearchResult:
-        query = check_query(query)
-        check_k(k)
-        self.check_normalize(normalize)
-        k = min(k, self.size)
+        return self.search_many([SearchRequest(query, k, normalize)])[0]
+
+    def search_many(self, requests: list[SearchRequest]) -> list[SearchResult]:
+        requests = [self.check(r) for r in requests]
         t0 = time.perf_counter()
-        embedded = self.encoder.embed(query)
+        embedded = self._embed([r.query for r in requests])
         t1 = time.perf_counter()
-        experts = self.index.experts
+        flat = flatten(embedded)
+        # Candidates per request: FAISS's top `pool`; requests with the same pool size
+        # share one call (an HNSW search depends on its k, so sizes are never mixed).
+        pools = [self._pool(r) for r in requests]
+        found: list[tuple[np.ndarray, np.ndarray]] = [None] * len(requests)  # type: ignore[list-item]
+        for pool in sorted(set(pools)):
+            rows = [i for i, p in enumerate(pools) if p == pool]
+            scores, ids = self.index.index.search(flat[rows], pool)
+            for row, i in enumerate(rows):
+                found[i] = (scores[row], ids[row])
+        faiss_s = time.perf_counter() - t1  # shared by the batch: each request counts it
+        results = []
+        for i, r in enumerate(requests):
+            t2 = time.perf_counter()
+            scores, ids = self._rank(embedded, i, *found[i], r)
+            rank_s = time.perf_counter() - t2
+            hits = [
+                Hit(rank=n + 1, score=float(s), video=self.index.videos[int(v)])
+                for n, (s, v) in enumerate(zip(scores, ids, strict=True))
+            ]
+            results.append(
+                SearchResult(
+                    r.query,
+                    hits,
+                    (t1 - t0) * 1000,
+                    (faiss_s + rank_s) * 1000,
+                    r.normalize,
+                    self.index.info.get("score_floor"),
+                )
+            )
+        return results
+
+    def _pool(self, r: SearchRequest) -> int:
         # Several experts, or a normalization: FAISS proposes candidates, the model's
         # formula (and the normalization) orders them.
-        pool = k if experts is None else min(self.size, max(4 * k, 64))
-        if normalize != "none":
+        k = min(r.k, self.size)
+        pool = k if self.index.experts is None else min(self.size, max(4 * k, 64))
+        if r.normalize != "none":
             pool = min(self.size, max(10 * k, 100))
-        scores, ids = self.index.index.search(flatten(embedded), pool)
-        scores, ids = scores[0], ids[0]
+        return pool
+
+    def _rank(
+        self, embedded: Embeddings, row: int, scores: np.ndarray, ids: np.ndarray, r: SearchRequest
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Request `row`'s top k from FAISS's candidates."""
         keep = ids >= 0  # FAISS pads with -1 when it finds fewer
         scores, ids = scores[keep], ids[keep]
+        experts = self.index.experts
         if experts is not None and len(ids):
+            query = Embeddings(embedded.vectors[row : row + 1], embedded.weights[row : row + 1])
             candidates = Embeddings(experts.vectors[ids], experts.weights[ids])
-            scores = similarity(embedded, candidates)[0].numpy()
+            scores = similarity(query, candidates)[0].numpy()
             order = np.argsort(-scores, kind="stable")
             scores, ids = scores[order], ids[order]
-        if normalize != "none" and len(ids):
-            order = np.argsort(-self.index.bank.rescore(scores, ids, normalize), kind="stable")
+        if r.normalize != "none" and len(ids):
+            order = np.argsort(-self.index.bank.rescore(scores, ids, r.normalize), kind="stable")
             scores, ids = scores[order], ids[order]
-        scores, ids = scores[:k], ids[:k]
-        t2 = time.perf_counter()
-        hits = [
-            Hit(rank=r + 1, score=float(s), video=self.index.videos[int(i)])
-            for r, (s, i) in enumerate(zip(scores, ids, strict=True))
-        ]
-        floor = self.index.info.get("score_floor")
-        return SearchResult(query, hits, (t1 - t0) * 1000, (t2 - t1) * 1000, normalize, floor)
+        k = min(r.k, self.size)
+        return scores[:k], ids[:k]
+
+    def _embed(self, queries: list[str]) -> Embeddings:
+        """The queries' embeddings, from the cache where it has them; the others encoded
+        together (each distinct query once)."""
+        cached = {q: self.cache.get(q) for q in dict.fromkeys(queries)}
+        missing = [q for q, e in cached.items() if e is None]
+        if missing:
+            fresh = self.encoder.embed_many(missing)
+            for i, q in enumerate(missing):
+                cached[q] = (fresh.vectors[i], fresh.weights[i])
+                self.cache.put(q, cached[q])
+        rows = [cached[q] for q in queries]
+        return Embeddings(
+            torch.stack([v for v, _ in rows]),  # type: ignore[misc]
+            torch.stack([w for _, w in rows]),  # type: ignore[misc]
+        )
 
     def check_normalize(self, normalize: str) -> None:
         check_normalization_name(normalize)

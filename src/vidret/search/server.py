@@ -6,7 +6,7 @@ GET /search?q=...&k=10       ranked videos as JSON (&normalize=qbnorm|dual_softm
 GET /videos/{id}             a video's metadata
 GET /videos/{id}/file        the video file, for playback (when the index points at one)
 GET /videos/{id}/thumbnail   the frame saved at extraction
-GET /health                  liveness and what is loaded
+GET /health                  liveness, what is loaded, batching and cache counters
 GET /docs, /openapi.json     the OpenAPI description (Swagger UI served from the package,
                              so it works offline)
 
@@ -14,10 +14,19 @@ Files are read only from the two folders the index records (`index.json` `files`
 files from the dataset's video folder, thumbnails from the dataset folder, each resolved
 (symlinks followed) and of a video or image type (see `vidret.data.file_refs`). Responses
 name files relative to those folders, never by their absolute path on the server.
+
+Concurrent /search requests are checked one by one, then encoded and searched together
+(`vidret.search.batching`: a batch per `window_ms`, at most `max_batch`), with an LRU
+cache of query embeddings; each answer is the one a lone request gets (tested).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path, PurePath
 from typing import Annotated, Any, Literal
 
@@ -32,7 +41,8 @@ from vidret import __version__
 from vidret.data.file_refs import UnsafeReferenceError, safe_url, thumbnail_file, video_file
 from vidret.errors import VidretError
 from vidret.json_output import rounded
-from vidret.search.engine import MAX_K, MAX_QUERY_CHARS, SearchEngine
+from vidret.search.batching import MicroBatcher
+from vidret.search.engine import MAX_K, MAX_QUERY_CHARS, SearchEngine, SearchRequest, SearchResult
 
 STATIC = Path(__file__).with_name("static")
 Normalize = Literal["none", "dual_softmax", "qbnorm"]
@@ -68,21 +78,42 @@ class Health(BaseModel):
     index_kind: str
     model_run: str
     version: str
+    batches: int  # batched calls of the encoder and search so far (this worker)
+    mean_batch: float  # requests per batch
+    largest_batch: int
+    cache_hits: int  # queries whose embedding came from the cache
+    cache_misses: int
 
 
 def create_app(
-    index_dir: Path, engine: SearchEngine | None = None, normalize: str = "none"
+    index_dir: Path,
+    engine: SearchEngine | None = None,
+    normalize: str = "none",
+    max_batch: int = 32,
+    window_ms: float = 2.0,
+    cache_size: int = 10_000,
 ) -> FastAPI:
-    """The app over an index; `normalize` is the default of /search's `normalize`."""
-    engine = engine or SearchEngine(index_dir)
+    """The app over an index; `normalize` is the default of /search's `normalize`;
+    `max_batch` 1 serves each request alone, `cache_size` 0 keeps no query embeddings."""
+    engine = engine or SearchEngine(index_dir, cache_size=cache_size)
     engine.check_normalize(normalize)
     default_normalize = normalize
     by_id = {v["video_id"]: v for v in engine.index.videos}
     roots = engine.index.info.get("files") or {}
+    batcher: MicroBatcher[SearchRequest, SearchResult] = MicroBatcher(
+        engine.search_many, max_batch=max_batch, window_ms=window_ms
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        batcher.close()
+
     app = FastAPIOffline(
         title="vidret search",
         version=__version__,
         description="Text-to-video search over an index built by `vidret index`.",
+        lifespan=lifespan,
     )
 
     @app.exception_handler(RequestValidationError)
@@ -103,10 +134,15 @@ def create_app(
             index_kind=engine.index.info["kind"],
             model_run=Path(engine.index.info["model"]["run"]).name,
             version=__version__,
+            batches=batcher.stats.batches,
+            mean_batch=round(batcher.stats.mean_batch, 3),
+            largest_batch=batcher.stats.largest,
+            cache_hits=engine.cache.hits,
+            cache_misses=engine.cache.misses,
         )
 
     @app.get("/search", response_model=SearchResponse)
-    def search(
+    async def search(
         q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="query")],
         k: Annotated[int, Query(ge=1, le=MAX_K, description="number of results")] = 10,
         normalize: Annotated[
@@ -114,10 +150,11 @@ def create_app(
             Query(description="test-time normalization (default: the server's)"),
         ] = None,
     ) -> SearchResponse:
-        try:  # the engine checks the query (empty, too long) and the normalization
-            result = engine.search(q, k, normalize or default_normalize)
+        try:  # checked alone (empty, too long, normalization), so a batch has no bad one
+            request = engine.check(SearchRequest(q, k, normalize or default_normalize))
         except VidretError as e:
             raise HTTPException(status_code=422, detail=str(e)) from None
+        result = await asyncio.wrap_future(batcher.submit(request))
         return SearchResponse(
             query=result.query,
             k=k,
@@ -160,6 +197,22 @@ def create_app(
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+SERVE_SETTINGS = "VIDRET_SERVE_SETTINGS"
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one uvicorn worker process (`vidret serve --workers N`): its settings
+    come as JSON in $VIDRET_SERVE_SETTINGS (create_app's arguments, and `threads`)."""
+    import faiss
+    import torch
+
+    settings = json.loads(os.environ[SERVE_SETTINGS])
+    threads = settings.pop("threads", 1)
+    torch.set_num_threads(threads)
+    faiss.omp_set_num_threads(threads)
+    return create_app(Path(settings.pop("index_dir")), **settings)
 
 
 def _video(by_id: dict[str, dict[str, Any]], video_id: str) -> dict[str, Any]:
