@@ -1,14 +1,18 @@
-"""Load test of `vidret serve` on loopback: 50 concurrent clients for 30 s (issue 5).
+"""Load test of `vidret serve` on loopback: 50 concurrent clients for 30 s (issues 5, 14).
 
     python benchmarks/bench_serve.py --run runs/my-model
     python benchmarks/bench_serve.py --run RUN --videos 100000 --connections 50 --seconds 30
+    python benchmarks/bench_serve.py --run RUN --videos 1000 --unique --serve-arg=--workers=2
 
 Builds an index of --videos generated video vectors (the run's embedding size, the
 run's model reference, metadata without files), starts `vidret serve` on it in its own
 process, and drives `GET /search?q=...&k=10` with wrk (Debian's `wrk` package; a C load
 generator, so the client takes little of the CPU the server needs), rotating through
-real sentences. Reports requests/s, latency percentiles, and every non-2xx or socket
-error; then checks /health still answers.
+real sentences (`--unique`: every request a sentence not asked before, built from word
+lists, so the query cache never helps). `--serve-arg` passes options to `vidret serve`
+(`--serve-arg=--max-batch=1 --serve-arg=--cache=0`: one request at a time, no cache).
+Reports requests/s, latency percentiles, and every non-2xx or socket error; then
+/health: that it still answers, and the server's batch sizes and cache hits.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -37,6 +42,132 @@ from vidret.train.run import read_model_info
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_search import QUERIES, clustered_vectors
+
+# --unique: 24 x 30 x 24 x 20 = 345,600 distinct sentences, more than any run sends
+SUBJECTS = [
+    "a man",
+    "a woman",
+    "a child",
+    "a dog",
+    "a cat",
+    "two people",
+    "a girl",
+    "a boy",
+    "a group of friends",
+    "a chef",
+    "a singer",
+    "a player",
+    "an old man",
+    "a teacher",
+    "a crowd",
+    "a baby",
+    "a horse",
+    "a bird",
+    "a cartoon character",
+    "a reporter",
+    "a dancer",
+    "a driver",
+    "a student",
+    "a family",
+]
+ACTIONS = [
+    "is cooking",
+    "is running",
+    "is dancing",
+    "is singing",
+    "is talking",
+    "is playing",
+    "is driving",
+    "is swimming",
+    "is laughing",
+    "is jumping",
+    "is walking",
+    "is eating",
+    "is painting",
+    "is reading",
+    "is sleeping",
+    "is fighting",
+    "is climbing",
+    "is riding",
+    "is throwing a ball",
+    "is writing",
+    "is crying",
+    "is shopping",
+    "is cleaning",
+    "is fishing",
+    "is skating",
+    "is typing",
+    "is smiling",
+    "is waving",
+    "is explaining",
+    "is building",
+]
+PLACES = [
+    "in a kitchen",
+    "on the beach",
+    "at a party",
+    "on a stage",
+    "in a car",
+    "in a park",
+    "on a road",
+    "in a classroom",
+    "in the snow",
+    "in a studio",
+    "at night",
+    "outside",
+    "in a forest",
+    "on a boat",
+    "in a gym",
+    "at home",
+    "in the city",
+    "on television",
+    "in a field",
+    "on a bridge",
+    "in the rain",
+    "at a desk",
+    "in a garden",
+    "in a pool",
+]
+TIMES = [
+    "",
+    " quickly",
+    " slowly",
+    " happily",
+    " together",
+    " alone",
+    " loudly",
+    " quietly",
+    " again",
+    " for a long time",
+    " in the morning",
+    " with music",
+    " on camera",
+    " while smiling",
+    " near a river",
+    " with friends",
+    " in slow motion",
+    " badly",
+    " very well",
+    " for the first time",
+]
+
+UNIQUE_SCRIPT = """
+local subjects = {%s}
+local actions = {%s}
+local places = {%s}
+local times = {%s}
+local i = %d
+request = function()
+  i = i + 1
+  local n = i
+  local s = subjects[(n %% #subjects) + 1]; n = math.floor(n / #subjects)
+  local a = actions[(n %% #actions) + 1]; n = math.floor(n / #actions)
+  local p = places[(n %% #places) + 1]; n = math.floor(n / #places)
+  local t = times[(n %% #times) + 1]
+  local q = (s .. " " .. a .. " " .. p .. t):gsub(" ", "%%%%20")
+  return wrk.format("GET", "/search?k=10&q=" .. q)
+end
+"""
 
 WRK_SCRIPT = """
 local paths = {%s}
@@ -76,6 +207,8 @@ def main() -> None:
     parser.add_argument("--kind", default="flat")
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument("--unique", action="store_true", help="a new sentence each request")
+    parser.add_argument("--serve-arg", action="append", default=[], help="option of serve")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
@@ -91,10 +224,20 @@ def main() -> None:
         ref = model_reference(args.run, experts, info["text_model"])
         write_index(index_dir, embeddings, videos, ref, kind=args.kind)
 
-        with serving(["serve", str(index_dir)]) as base:
-            paths = ", ".join(f'"/search?q={quote(q)}&k=10"' for q in QUERIES)
+        with serving(["serve", str(index_dir), *args.serve_arg], startup_s=300) as base:
             script = Path(tmp) / "queries.lua"
-            script.write_text(WRK_SCRIPT % paths)
+            if args.unique:
+
+                def lua(words: list[str]) -> str:
+                    return ", ".join(f'"{w}"' for w in words)
+
+                script.write_text(
+                    UNIQUE_SCRIPT
+                    % (lua(SUBJECTS), lua(ACTIONS), lua(PLACES), lua(TIMES), time.time_ns() % 997)
+                )
+            else:
+                paths = ", ".join(f'"/search?q={quote(q)}&k=10"' for q in QUERIES)
+                script.write_text(WRK_SCRIPT % paths)
             wrk = subprocess.run(
                 ["wrk", "-t1", f"-c{args.connections}", f"-d{args.seconds}s", "--latency",
                  "--timeout", "10s", "-s", str(script), base],
@@ -106,8 +249,14 @@ def main() -> None:
         "index": f"{args.videos} generated videos, {args.kind}, {dim}-d",
         "clients": args.connections,
         "seconds": args.seconds,
+        "queries": "unique" if args.unique else f"{len(QUERIES)} rotating",
+        "serve_args": args.serve_arg,
         **parse_wrk(wrk.stdout),
         "health_after": health["status"],
+        "server": {
+            k: health.get(k)
+            for k in ("batches", "mean_batch", "largest_batch", "cache_hits", "cache_misses")
+        },
     }
     print(wrk.stdout)
     print(json.dumps(result, indent=2))
