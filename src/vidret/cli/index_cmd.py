@@ -9,9 +9,23 @@ import typer
 
 
 def index_command(
-    run: Annotated[Path, typer.Option(help="a trained run folder")],
     data: Annotated[Path, typer.Option(help="dataset folder of the videos to index")],
     out: Annotated[Path, typer.Option(help="index folder to write")],
+    run: Annotated[Path | None, typer.Option(help="a trained run folder (or --zero-shot)")] = None,
+    zero_shot: Annotated[
+        bool,
+        typer.Option(
+            "--zero-shot",
+            help="no trained model: videos by their ImageNet concepts (frames from "
+            "`vidret extract`), queries mapped to concepts by Sentence-BERT",
+        ),
+    ] = False,
+    pooling: Annotated[
+        str, typer.Option(help="--zero-shot: a video's concept evidence: max, mean or top3")
+    ] = "max",
+    top: Annotated[
+        int, typer.Option(help="--zero-shot: concepts a query is mapped to", min=1, max=1000)
+    ] = 5,
     kind: Annotated[
         str,
         typer.Option(
@@ -28,8 +42,21 @@ def index_command(
     ] = 2000,
 ) -> None:
     """Build INDEX_DIR: vectors, video metadata and the model reference, written atomically."""
+    from vidret.errors import VidretError
     from vidret.search.index import build_index
+    from vidret.search.zero_shot_index import build_zero_shot_index
 
+    if zero_shot:
+        if run is not None:
+            raise VidretError("--zero-shot uses no trained model: leave out --run")
+        index = build_zero_shot_index(data, out, kind, pooling, top, overwrite=overwrite)
+        typer.echo(
+            f"{out}: {index.size} videos, zero-shot over 1000 ImageNet concepts "
+            f"({pooling} over frames, {top} concepts per query), {index.info['kind']} index"
+        )
+        return
+    if run is None:
+        raise VidretError("give --run RUN (a trained model), or --zero-shot")
     index = build_index(run, data, out, kind=kind, overwrite=overwrite, bank_size=query_bank)
     typer.echo(f"{out}: {index.size} videos, {index.info['kind']} index, {index.info['dim']}-d")
     bank, floor = index.info["query_bank"], index.info["score_floor"]

@@ -44,10 +44,14 @@ def search_command(
             "normalization": result.normalization,
             "score_floor": result.floor,
             "below_floor": result.below_floor,
+            **({"concepts": dict(result.concepts)} if result.concepts is not None else {}),
             "results": rows,
         }
         typer.echo(dumps(body, indent=2, ensure_ascii=False))
         return
+    if result.concepts is not None:
+        shown = ", ".join(f"{name} {weight:.2f}" for name, weight in result.concepts)
+        typer.echo(f"zero-shot: the query as ImageNet concepts: {shown or 'none'}")
     if result.below_floor:
         typer.echo(
             f"no good match: the best video scores {result.hits[0].score:.3f}, below the "

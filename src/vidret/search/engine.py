@@ -14,8 +14,10 @@ import torch
 from vidret.errors import VidretError
 from vidret.models.similarity import similarity
 from vidret.models.types import Embeddings, TextBatch
+from vidret.search.concepts import ConceptQueryEncoder
 from vidret.search.index import VideoIndex, checkpoint_digest, flatten
 from vidret.search.query_cache import QueryCache
+from vidret.search.zero_shot_index import zero_shot_encoder
 from vidret.text.onnx_encoder import OnnxSentenceEncoder
 from vidret.text.sentence_bert import encode_texts
 from vidret.train.run import load_trained_model
@@ -44,6 +46,8 @@ class SearchResult:
     search_ms: float
     normalization: str = "none"  # the test-time normalization that ordered the hits
     floor: float | None = None  # the index's weak-match floor (vidret.search.query_bank)
+    # a zero-shot index: the concepts the query was mapped to, with their weights
+    concepts: list[tuple[str, float]] | None = None
 
     @property
     def below_floor(self) -> bool:
@@ -118,7 +122,11 @@ class SearchEngine:
 
     def __init__(self, index_dir: Path, cache_size: int = 0):
         self.index = VideoIndex.load(index_dir)
+        self.cache = QueryCache(cache_size)
         ref = self.index.info["model"]
+        if ref.get("zero_shot"):  # no trained model: queries map to concepts
+            self.encoder: QueryEncoder | ConceptQueryEncoder = zero_shot_encoder(self.index)
+            return
         checkpoint = Path(ref["checkpoint"])
         if not checkpoint.exists():
             raise VidretError(
@@ -134,7 +142,6 @@ class SearchEngine:
         self.encoder = QueryEncoder(Path(ref["run"]))
         if self.encoder.experts != ref["experts"]:
             raise VidretError(f"{index_dir}: the run's experts differ from the index's")
-        self.cache = QueryCache(cache_size)
 
     @property
     def size(self) -> int:
@@ -183,9 +190,15 @@ class SearchEngine:
                     (faiss_s + rank_s) * 1000,
                     r.normalize,
                     self.index.info.get("score_floor"),
+                    self._concepts(embedded, i),
                 )
             )
         return results
+
+    def _concepts(self, embedded: Embeddings, row: int) -> list[tuple[str, float]] | None:
+        if not isinstance(self.encoder, ConceptQueryEncoder):
+            return None
+        return self.encoder.describe(embedded.vectors[row, 0].numpy())
 
     def _pool(self, r: SearchRequest) -> int:
         # Several experts, or a normalization: FAISS proposes candidates, the model's

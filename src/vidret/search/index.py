@@ -217,7 +217,7 @@ def _build_index(
     first_caption: dict[int, str] = {}
     for text, row in zip(dataset.captions, dataset.caption_video.tolist(), strict=True):
         first_caption.setdefault(row, text)
-    videos = [_index_metadata(v, first_caption.get(i)) for i, v in enumerate(dataset.videos)]
+    videos = [index_metadata(v, first_caption.get(i)) for i, v in enumerate(dataset.videos)]
     bank = run_query_bank(cfg, model, model_info, embeddings, bank_size)
     return write_index(
         out,
@@ -285,11 +285,14 @@ def write_index(
     files: dict[str, str] | None = None,
     overwrite: bool = False,
     bank: SearchBank | None = None,
+    arrays: dict[str, dict[str, np.ndarray]] | None = None,
 ) -> VideoIndex:
     """Write an index folder (atomically) for these video embeddings and metadata.
 
     `files` names the folders the server may read from: `videos` (video files) and
-    `thumbnails` (the dataset folder); without it no file of the index is served."""
+    `thumbnails` (the dataset folder); without it no file of the index is served.
+    `arrays`: more files of the index, `name.npz` -> its arrays (a zero-shot index's
+    concept names)."""
     import faiss
 
     index, used = build_faiss_index(flatten(embeddings), kind, params)
@@ -319,11 +322,13 @@ def write_index(
             )
         if bank is not None:
             bank.save(tmp)
+        for name, content in (arrays or {}).items():
+            np.savez(tmp / name, **content)
         write_json_atomic(tmp / INDEX_INFO, info)
     return VideoIndex(out, info, index, videos, embeddings if multi_expert else None, bank)
 
 
-def _index_metadata(video: dict[str, Any], caption: str | None) -> dict[str, Any]:
+def index_metadata(video: dict[str, Any], caption: str | None) -> dict[str, Any]:
     """The dataset's metadata an index keeps, with the video's first caption (what the
     page shows on its card). File references stay as the dataset has them (`thumbnail`
     relative to the dataset folder): index.json records that folder."""

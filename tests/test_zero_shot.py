@@ -1,0 +1,146 @@
+"""Zero-shot search: ImageNet concepts from stored frame features, queries mapped to
+concept names, an index that `search` and `serve` use without a trained model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from vidret.cli import app
+from vidret.search.concepts import (
+    NUM_CONCEPTS,
+    ConceptQueryEncoder,
+    concept_names,
+    frame_concepts,
+    pool_frames,
+)
+from vidret.video.frame_encoder import load_torch_model
+
+# ImageNet classes the crafted videos show (indices of the standard class list)
+GUITAR, RETRIEVER, SCHOOL_BUS = 402, 207, 779
+
+
+@pytest.fixture(scope="module")
+def network() -> torch.nn.Module:
+    return load_torch_model(with_classifier=True)
+
+
+def test_frame_concepts_are_the_networks_own_classification(network: torch.nn.Module) -> None:
+    images = torch.rand(4, 3, 224, 224, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.inference_mode():
+        expected = torch.softmax(network(images), dim=1).numpy()
+        pooled = network.extract_features(images).mean(dim=(2, 3)).numpy()  # what extract stores
+    np.testing.assert_allclose(frame_concepts(pooled), expected, atol=1e-5)
+    # stored as float16, as `vidret extract` keeps them: the same classes come out
+    stored = frame_concepts(pooled.astype(np.float16))
+    assert (stored.argmax(1) == expected.argmax(1)).all()
+
+
+def test_pooling_over_frames_by_hand() -> None:
+    p = np.array([[0.1, 0.7], [0.5, 0.2], [0.9, 0.0], [0.3, 0.4], [7.0, 7.0]])  # row 4: padding
+    np.testing.assert_allclose(pool_frames(p, 4, "max"), [0.9, 0.7])
+    np.testing.assert_allclose(pool_frames(p, 4, "mean"), [0.45, 0.325])
+    np.testing.assert_allclose(pool_frames(p, 4, "top3"), [(0.9 + 0.5 + 0.3) / 3, 1.3 / 3])
+    np.testing.assert_allclose(pool_frames(p, 0, "max"), [0.0, 0.0])
+
+
+@pytest.fixture(scope="module")
+def concepts() -> ConceptQueryEncoder:
+    return ConceptQueryEncoder(top=5)
+
+
+def test_queries_map_to_the_concepts_they_name(concepts: ConceptQueryEncoder) -> None:
+    names = concept_names()
+    assert len(names) == NUM_CONCEPTS and "tabby cat" in names[281]  # WordNet synonyms
+    w = concepts.weights(["an acoustic guitar", "a golden retriever", "a yellow school bus"])
+    assert [int(row.argmax()) for row in w] == [GUITAR, RETRIEVER, SCHOOL_BUS]
+    np.testing.assert_allclose(w.sum(axis=1), 1.0, rtol=1e-5)
+    assert ((w > 0).sum(axis=1) <= 5).all()
+    one = ConceptQueryEncoder(top=1, name_vectors=concepts.name_vectors()).weights(["a guitar"])
+    assert one.sum() == pytest.approx(1.0) and (one > 0).sum() == 1
+
+
+def crafted_dataset(root: Path, network: torch.nn.Module) -> Path:
+    """Three 'videos' whose frame features the network's own classifier reads as a
+    guitar, a golden retriever and a school bus (checked here with the network's layer)."""
+    fc = network._fc
+    classes = [GUITAR, RETRIEVER, SCHOOL_BUS]
+    rng = np.random.default_rng(0)
+    features = np.zeros((3, 6, 1280), np.float16)
+    lengths = np.array([6, 4, 5])
+    for i, c in enumerate(classes):
+        direction = fc.weight[c].detach().numpy()
+        frames = 6 * direction / np.linalg.norm(direction) + 0.05 * rng.standard_normal((6, 1280))
+        features[i] = np.clip(frames, 0, None)  # pooled swish outputs are mostly >= 0
+        with torch.inference_mode():
+            logits = fc(torch.from_numpy(features[i, : lengths[i]].astype(np.float32)))
+        assert (logits.argmax(1) == c).all(), "the crafted features must show the class"
+    root.mkdir()
+    np.save(root / "efficientnet_lite0.npy", features)
+    np.save(root / "efficientnet_lite0.lengths.npy", lengths)
+    names = ["guitar_clip", "dog_clip", "bus_clip"]
+    (root / "videos.jsonl").write_text("".join(json.dumps({"video_id": n}) + "\n" for n in names))
+    (root / "dataset.json").write_text(
+        json.dumps(
+            {
+                "name": "crafted",
+                "captioned": False,
+                "experts": {"efficientnet_lite0": {"dim": 1280}},
+            }
+        )
+    )
+    return root
+
+
+def test_zero_shot_index_search_and_serve(tmp_path: Path, network: torch.nn.Module) -> None:
+    data = crafted_dataset(tmp_path / "data", network)
+    index = tmp_path / "index"
+    runner = CliRunner()
+    built = runner.invoke(app, ["index", "--zero-shot", "--data", str(data), "--out", str(index)])
+    assert built.exit_code == 0, built.output
+    assert "zero-shot over 1000 ImageNet concepts" in built.output
+    info = json.loads((index / "index.json").read_text())
+    assert info["model"]["zero_shot"] == {"concepts": "imagenet-1k", "pooling": "max", "top": 5}
+
+    for query, expected in [("a golden retriever", "dog_clip"), ("school bus", "bus_clip"),
+                            ("someone plays an acoustic guitar", "guitar_clip")]:  # fmt: skip
+        shown = runner.invoke(app, ["search", str(index), query, "--json"])
+        assert shown.exit_code == 0, shown.output
+        body = json.loads(shown.stdout)
+        assert body["results"][0]["video_id"] == expected, (query, body)
+        assert body["concepts"] and abs(sum(body["concepts"].values()) - 1) < 1e-3
+    text = runner.invoke(app, ["search", str(index), "school bus", "-k", "1"]).output
+    assert "zero-shot: the query as ImageNet concepts: school bus" in text
+
+    from fastapi.testclient import TestClient
+
+    from vidret.search.server import create_app
+
+    client = TestClient(create_app(index))
+    assert client.get("/health").json()["model_run"] == "zero-shot (ImageNet concepts)"
+    answer = client.get("/search", params={"q": "a yellow school bus", "k": 3}).json()
+    assert answer["results"][0]["video_id"] == "bus_clip" and "school bus" in answer["concepts"]
+
+
+def test_zero_shot_refuses_what_it_cannot_read(tmp_path: Path, demo_dir: Path) -> None:
+    runner = CliRunner()
+    out = str(tmp_path / "index")
+    wrong = runner.invoke(app, ["index", "--zero-shot", "--data", str(demo_dir), "--out", out])
+    assert wrong.exit_code != 0 and "has no 'efficientnet_lite0' frame features" in str(
+        wrong.exception
+    )
+    both = runner.invoke(
+        app, ["index", "--zero-shot", "--run", "x", "--data", str(demo_dir), "--out", out]
+    )
+    assert "leave out --run" in str(both.exception)
+    neither = runner.invoke(app, ["index", "--data", str(demo_dir), "--out", out])
+    assert "--zero-shot" in str(neither.exception)
+    pooled = runner.invoke(
+        app, ["index", "--zero-shot", "--pooling", "median", "--data", str(demo_dir), "--out", out]
+    )
+    assert "choose one of max, mean, top3" in str(pooled.exception)
