@@ -28,6 +28,20 @@ def extract_command(
     commit_every: Annotated[
         int, typer.Option(help="write the dataset after this many new videos")
     ] = 500,
+    ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray",
+            help="decode and embed on Ray Data (a local Ray, or --ray-address's cluster)",
+        ),
+    ] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="with --ray: a cluster's address (ray://HOST:10001 or HOST:6379)"),
+    ] = None,
+    ray_workers: Annotated[
+        int, typer.Option(help="with --ray: frame-encoder actors (one CPU each)", min=1)
+    ] = 2,
 ) -> None:
     """Decode videos, embed sampled frames with EfficientNet-Lite0, write a dataset folder.
 
@@ -40,6 +54,8 @@ def extract_command(
 
     if frames is not None and fps is not None:
         raise VidretError("give --frames or --fps, not both")
+    if ray_address is not None and not ray:
+        raise VidretError("--ray-address is for --ray: add --ray")
     if (frames is not None and frames < 1) or (fps is not None and fps <= 0) or max_frames < 1:
         raise VidretError("--frames, --fps and --max-frames must be positive")
     sampling = Sampling(frames=None if fps else (frames or 16), fps=fps, max_frames=max_frames)
@@ -50,6 +66,8 @@ def extract_command(
         captions,
         EfficientNetLite0(backend),  # type: ignore[arg-type]
         commit_every=max(1, commit_every),
+        ray_address=(ray_address or "local") if ray else None,
+        ray_workers=ray_workers,
     )
     typer.echo(
         f"{out}: {len(report.added)} video(s) added, {len(report.kept)} kept, "

@@ -58,6 +58,26 @@ class ExtractReport:
 
 
 @dataclass
+class EmbeddedVideo:
+    """A decoded and embedded video: what the dataset keeps of it (the frames go)."""
+
+    features: np.ndarray  # float16 [frames, dim]
+    thumbnail: np.ndarray  # uint8 [size, size, 3]: the middle frame
+    decoded: DecodedVideo  # its times and properties; `frames` emptied
+
+
+def embed_decoded(decoded: DecodedVideo, encoder: Any) -> EmbeddedVideo:
+    """Frame features and the thumbnail frame of a decoded video; its frames released."""
+    features = encoder.encode(decoded.frames).astype(np.float16)
+    thumbnail = decoded.frames[len(decoded.frames) // 2].copy()
+    decoded.frames = decoded.frames[:0]
+    return EmbeddedVideo(features, thumbnail, decoded)
+
+
+Extracted = tuple[Path, EmbeddedVideo | UnreadableVideoError]
+
+
+@dataclass
 class _Video:
     """One row of the dataset being built."""
 
@@ -74,8 +94,14 @@ def extract_dataset(
     encoder: Any | None = None,
     commit_every: int = 500,
     progress: bool = True,
+    ray_address: str | None = None,
+    ray_workers: int = 2,
 ) -> ExtractReport:
-    """Extract every video under `video_dir` into the dataset folder `out` (see module doc)."""
+    """Extract every video under `video_dir` into the dataset folder `out` (see module doc).
+
+    `ray_address`: decode and embed on Ray (`vidret.video.ray_extract`; "local" starts a
+    Ray on this machine) with `ray_workers` frame-encoder actors; the dataset is written
+    here, as without Ray."""
     video_dir = video_dir.resolve()
     if not video_dir.is_dir():
         raise VidretError(f"{video_dir}: not a folder; give the folder that holds your videos")
@@ -89,7 +115,17 @@ def extract_dataset(
     with folder_lock(out, what="extracts into"):
         # No live writer of `out` now: what killed extractions left beside it can go.
         remove_stale_temporaries(out)
-        return _extract(video_dir, out, sampling, captions_file, encoder, commit_every, progress)
+        return _extract(
+            video_dir,
+            out,
+            sampling,
+            captions_file,
+            encoder,
+            commit_every,
+            progress,
+            ray_address,
+            ray_workers,
+        )
 
 
 def _extract(
@@ -100,6 +136,8 @@ def _extract(
     encoder: Any | None,
     commit_every: int,
     progress: bool,
+    ray_address: str | None,
+    ray_workers: int,
 ) -> ExtractReport:
     files = find_videos(video_dir)
     if not files:
@@ -137,22 +175,26 @@ def _extract(
         start = time.perf_counter()
         bar = progress_bar(total=len(todo), enabled=progress, desc="extracting", unit="video")
         pending = 0
-        # Decoded videos wait in memory for the frame model: about 256 frames of them.
-        per_video = sampling.frames or sampling.max_frames
-        ahead = max(1, min(4, 256 // per_video))
-        for path, decoded in _decode_ahead(todo, sampling, encoder.size, ahead):
+        if ray_address is not None:
+            from vidret.video.ray_extract import ray_embedded
+
+            source = ray_embedded(todo, sampling, encoder, ray_address, ray_workers)
+        else:
+            source = _embedded_here(todo, sampling, encoder)
+        for path, embedded in source:
             rel = path.relative_to(video_dir).as_posix()
             bar.update(1)
-            if isinstance(decoded, UnreadableVideoError):
-                report.skipped.append((rel, str(decoded)))
-                bar.write(f"skipped {rel}: {decoded}")
+            if isinstance(embedded, UnreadableVideoError):
+                report.skipped.append((rel, str(embedded)))
+                bar.write(f"skipped {rel}: {embedded}")
                 continue
             video_id = _unique_id(rel, taken)
             taken.add(video_id)
-            features = encoder.encode(decoded.frames).astype(np.float16)
+            features = embedded.features
             thumb = thumbs / f"{video_id}.jpg"
-            Image.fromarray(decoded.frames[len(decoded.frames) // 2]).save(thumb, quality=85)
-            rows[rel] = _Video(_metadata(video_id, rel, path, decoded), features, thumb)
+            Image.fromarray(embedded.thumbnail).save(thumb, quality=85)
+            meta = _metadata(video_id, rel, path, embedded.decoded)
+            rows[rel] = _Video(meta, features, thumb)
             report.added.append(video_id)
             report.frames += len(features)
             report.seconds = time.perf_counter() - start
@@ -173,32 +215,51 @@ def _extract(
     return report
 
 
+def _embedded_here(paths: list[Path], sampling: Sampling, encoder: Any) -> Iterator[Extracted]:
+    """Decode ahead in a thread, embed here; decoded videos wait in memory for the frame
+    model: about 256 frames of them."""
+    per_video = sampling.frames or sampling.max_frames
+    ahead = max(1, min(4, 256 // per_video))
+    for path, decoded in _decode_ahead(paths, sampling, encoder.size, ahead):
+        yield (
+            path,
+            decoded
+            if isinstance(decoded, UnreadableVideoError)
+            else embed_decoded(decoded, encoder),
+        )
+
+
 def _decode_ahead(
     paths: list[Path], sampling: Sampling, size: int, ahead: int = 4
 ) -> Iterator[tuple[Path, DecodedVideo | UnreadableVideoError]]:
     """Decode in a background thread (FFmpeg releases the GIL) while the caller embeds,
     holding at most `ahead` decoded videos in memory."""
 
-    def decode(path: Path) -> DecodedVideo | UnreadableVideoError:
-        try:
-            return read_frames(path, sampling, size)
-        except UnreadableVideoError as e:
-            return e
-        except OSError as e:
-            return UnreadableVideoError(f"cannot read ({e.strerror or e})")
-        except Exception as e:  # one odd file must not end the extraction of the rest
-            return UnreadableVideoError(f"cannot decode ({type(e).__name__}: {e})")
-
     with ThreadPoolExecutor(max_workers=1) as pool:
         queue: deque[tuple[Path, Future]] = deque()
         for path in paths:
-            queue.append((path, pool.submit(decode, path)))
+            queue.append((path, pool.submit(decode_or_reason, path, sampling, size)))
             if len(queue) > ahead:
                 head, future = queue.popleft()
                 yield head, future.result()
         while queue:
             head, future = queue.popleft()
             yield head, future.result()
+
+
+def decode_or_reason(
+    path: Path, sampling: Sampling, size: int
+) -> DecodedVideo | UnreadableVideoError:
+    """The decoded video, or why it cannot be read: one odd file must not end the
+    extraction of the rest."""
+    try:
+        return read_frames(path, sampling, size)
+    except UnreadableVideoError as e:
+        return e
+    except OSError as e:
+        return UnreadableVideoError(f"cannot read ({e.strerror or e})")
+    except Exception as e:
+        return UnreadableVideoError(f"cannot decode ({type(e).__name__}: {e})")
 
 
 def _metadata(video_id: str, rel: str, path: Path, decoded: DecodedVideo) -> dict[str, Any]:
