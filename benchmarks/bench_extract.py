@@ -2,10 +2,13 @@
 
     python benchmarks/bench_extract.py                  # 24 clips of 10 s, 640x360, 25 fps
     python benchmarks/bench_extract.py --videos 8 --frames 32
+    python benchmarks/bench_extract.py --backends onnx --ray 2   # + `extract --ray`, 2 actors
 
 Writes real H.264 files from generated frames (vidret.video.synthetic), then measures:
 the frame encoder alone (batches of --frames, onnxruntime and PyTorch), and the whole
-`extract_dataset` (decode + sample + embed + thumbnails + write) with each backend.
+`extract_dataset` (decode + sample + embed + thumbnails + write) with each backend, and
+with `--ray N` the same files through Ray Data with N frame-encoder actors on a local Ray
+(its wall time includes starting Ray and its actors, as a user's run does).
 """
 
 from __future__ import annotations
@@ -45,11 +48,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--backends", nargs="+", default=["onnx", "torch"])
+    parser.add_argument("--ray", type=int, default=0, help="Ray actors (0: no Ray run)")
     args = parser.parse_args()
 
     result: dict = {"machine": f"{platform.processor() or platform.machine()}, "
                     f"{os.cpu_count()} cores", "threads": args.threads}  # fmt: skip
-    for backend in ("onnx", "torch"):
+    for backend in args.backends:
         result[f"encoder_only_{backend}_fps"] = round(
             encoder_fps(backend, args.threads, args.frames, 5), 1
         )
@@ -60,7 +65,7 @@ def main() -> None:
         for i in range(args.videos):
             write_video(videos / f"clip{i:03d}.mp4", scenes[i % len(scenes)], args.seconds,
                         fps=25, size=(360, 640))  # fmt: skip
-        for backend in ("onnx", "torch"):
+        for backend in args.backends:
             encoder = EfficientNetLite0(backend, threads=args.threads)  # type: ignore[arg-type]
             start = time.perf_counter()
             report = extract_dataset(
@@ -69,6 +74,20 @@ def main() -> None:
             )  # fmt: skip
             wall = time.perf_counter() - start
             result[f"extract_{backend}"] = {
+                "videos": len(report.added),
+                "frames": report.frames,
+                "wall_s": round(wall, 2),
+                "frames_per_s": round(report.frames / wall, 1),
+            }
+        if args.ray:
+            start = time.perf_counter()
+            report = extract_dataset(
+                videos, Path(tmp) / "data-ray", Sampling(frames=args.frames),
+                encoder=EfficientNetLite0("onnx", threads=1), progress=False,
+                ray_address="local", ray_workers=args.ray,
+            )  # fmt: skip
+            wall = time.perf_counter() - start
+            result[f"extract_ray_{args.ray}_workers"] = {
                 "videos": len(report.added),
                 "frames": report.frames,
                 "wall_s": round(wall, 2),
