@@ -57,6 +57,38 @@ def test_search_example_goes_from_files_to_a_working_page(tmp_path: Path) -> Non
         assert sum(v.startswith("blue-") for v in top) >= 2, json.dumps(body, indent=1)
 
 
+def test_zero_shot_example_searches_a_folder_without_captions(tmp_path: Path) -> None:
+    """The README's three zero-shot commands, run as written, on generated video files
+    (no captions file): the server answers with the concepts the query was mapped to."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    import httpx
+
+    from vidret.search.local_server import serving
+    from vidret.video.synthetic import write_demo_videos
+
+    match = re.search(
+        r"<!-- readme:zero-shot-example -->\n```bash\n(.*?)```", README.read_text(), re.S
+    )
+    assert match, "README.md lost its readme:zero-shot-example block"
+    commands = [shlex.split(line) for line in match.group(1).strip().splitlines()]
+    assert [c[1] for c in commands] == ["extract", "index", "serve"]
+    write_demo_videos(tmp_path / "my-videos")
+    (tmp_path / "my-videos" / "captions.jsonl").unlink()  # a folder without captions
+    vidret = [sys.executable, "-m", "vidret"]
+    for command in commands[:2]:
+        subprocess.run(vidret + command[1:], cwd=tmp_path, env=dict(os.environ), check=True,
+                       capture_output=True)  # fmt: skip
+    with serving(commands[2][1:], cwd=tmp_path) as base:
+        body = httpx.get(f"{base}/search", params={"q": "a red pattern", "k": 3}).json()
+        assert len(body["results"]) == 3 and body["concepts"]
+        health = httpx.get(f"{base}/health").json()
+        assert health["model_run"] == "zero-shot (ImageNet concepts)"
+
+
 def _vidret_commands(text: str) -> list[str]:
     """Every vidret command line the README shows: in code blocks, in the command
     table and inline (a `vidret VERB --option ...` span)."""
