@@ -65,9 +65,10 @@ def test_queries_map_to_the_concepts_they_name(concepts: ConceptQueryEncoder) ->
     assert one.sum() == pytest.approx(1.0) and (one > 0).sum() == 1
 
 
-def crafted_dataset(root: Path, network: torch.nn.Module) -> Path:
+def crafted_dataset(root: Path, network: torch.nn.Module, captions: bool = False) -> Path:
     """Three 'videos' whose frame features the network's own classifier reads as a
-    guitar, a golden retriever and a school bus (checked here with the network's layer)."""
+    guitar, a golden retriever and a school bus (checked here with the network's layer);
+    with `captions`, two captions each (a model can be trained on it)."""
     fc = network._fc
     classes = [GUITAR, RETRIEVER, SCHOOL_BUS]
     rng = np.random.default_rng(0)
@@ -89,11 +90,20 @@ def crafted_dataset(root: Path, network: torch.nn.Module) -> Path:
         json.dumps(
             {
                 "name": "crafted",
-                "captioned": False,
+                "captioned": captions,
                 "experts": {"efficientnet_lite0": {"dim": 1280}},
             }
         )
     )
+    if captions:
+        texts = {"guitar_clip": ["a man plays a guitar", "music on a guitar"],
+                 "dog_clip": ["a dog in a garden", "a golden dog runs"],
+                 "bus_clip": ["a bus on the road", "a yellow bus stops"]}  # fmt: skip
+        (root / "captions.jsonl").write_text(
+            "".join(
+                json.dumps({"video_id": v, "caption": t}) + "\n" for v in names for t in texts[v]
+            )
+        )
     return root
 
 
@@ -144,3 +154,38 @@ def test_zero_shot_refuses_what_it_cannot_read(tmp_path: Path, demo_dir: Path) -
         app, ["index", "--zero-shot", "--pooling", "median", "--data", str(demo_dir), "--out", out]
     )
     assert "choose one of max, mean, top3" in str(pooled.exception)
+
+
+def test_fused_scores_are_the_weighted_sum(tmp_path: Path, network: torch.nn.Module) -> None:
+    from helpers import TINY
+    from vidret.search.engine import SearchEngine
+
+    data = crafted_dataset(tmp_path / "data", network, captions=True)
+    runner = CliRunner()
+    run = tmp_path / "run"
+    args = ["train", "--data", str(data), "--out", str(run), "--quiet",
+            "--config", "configs/meanpool-infonce.yaml"]  # fmt: skip
+    for item in [*TINY, "train.epochs=1", "data.split=all", "train.batch_size=3"]:
+        args += ["--set", item]
+    trained = runner.invoke(app, args, catch_exceptions=False)
+    assert trained.exit_code == 0, trained.output
+    indexes = {}
+    for name, extra in [("model", ["--run", str(run)]), ("concepts", ["--zero-shot"]),
+                        ("fused", ["--run", str(run), "--fuse", "0.3"])]:  # fmt: skip
+        out = tmp_path / name
+        built = runner.invoke(app, ["index", "--data", str(data), "--out", str(out), *extra])
+        assert built.exit_code == 0, built.output
+        indexes[name] = SearchEngine(out)
+    assert "0.7 x the model's + 0.3 x the zero-shot concepts'" in built.output
+    for query in ["a yellow school bus", "a dog", "guitar music"]:
+        scores = {}
+        for name, engine in indexes.items():
+            result = engine.search(query, k=3)
+            scores[name] = {h.video_id: h.score for h in result.hits}
+        for video, fused in scores["fused"].items():
+            expected = 0.7 * scores["model"][video] + 0.3 * scores["concepts"][video]
+            assert fused == pytest.approx(expected, abs=1e-5)
+        assert indexes["fused"].search(query).concepts == indexes["concepts"].search(query).concepts
+    bad = runner.invoke(app, ["index", "--zero-shot", "--fuse", "0.3", "--data", str(data),
+                              "--out", str(tmp_path / "x")])  # fmt: skip
+    assert "without --zero-shot" in str(bad.exception)

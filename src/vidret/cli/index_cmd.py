@@ -26,6 +26,15 @@ def index_command(
     top: Annotated[
         int, typer.Option(help="--zero-shot: concepts a query is mapped to", min=1, max=1000)
     ] = 5,
+    fuse: Annotated[
+        float,
+        typer.Option(
+            help="with --run: score = (1 - W) x the model's + W x the zero-shot concepts' "
+            "(a model trained on `vidret extract` features; 0: off)",
+            min=0.0,
+            max=1.0,
+        ),
+    ] = 0.0,
     kind: Annotated[
         str,
         typer.Option(
@@ -47,8 +56,11 @@ def index_command(
     from vidret.search.zero_shot_index import build_zero_shot_index
 
     if zero_shot:
-        if run is not None:
-            raise VidretError("--zero-shot uses no trained model: leave out --run")
+        if run is not None or fuse:
+            raise VidretError(
+                "--zero-shot uses no trained model: leave out --run (or, to fuse concepts "
+                "with a trained model, give --run and --fuse W without --zero-shot)"
+            )
         index = build_zero_shot_index(data, out, kind, pooling, top, overwrite=overwrite)
         typer.echo(
             f"{out}: {index.size} videos, zero-shot over 1000 ImageNet concepts "
@@ -57,8 +69,12 @@ def index_command(
         return
     if run is None:
         raise VidretError("give --run RUN (a trained model), or --zero-shot")
-    index = build_index(run, data, out, kind=kind, overwrite=overwrite, bank_size=query_bank)
+    index = build_index(
+        run, data, out, kind=kind, overwrite=overwrite, bank_size=query_bank, fuse=fuse
+    )
     typer.echo(f"{out}: {index.size} videos, {index.info['kind']} index, {index.info['dim']}-d")
+    if fuse:
+        typer.echo(f"scores: {1 - fuse:g} x the model's + {fuse:g} x the zero-shot concepts'")
     bank, floor = index.info["query_bank"], index.info["score_floor"]
     if bank:
         typer.echo(f"query bank: {bank['captions']} training captions (search --normalize)")

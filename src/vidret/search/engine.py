@@ -14,10 +14,10 @@ import torch
 from vidret.errors import VidretError
 from vidret.models.similarity import similarity
 from vidret.models.types import Embeddings, TextBatch
-from vidret.search.concepts import ConceptQueryEncoder
+from vidret.search.concepts import NUM_CONCEPTS, ConceptQueryEncoder
 from vidret.search.index import VideoIndex, checkpoint_digest, flatten
 from vidret.search.query_cache import QueryCache
-from vidret.search.zero_shot_index import zero_shot_encoder
+from vidret.search.zero_shot_index import FusedQueryEncoder, zero_shot_encoder
 from vidret.text.onnx_encoder import OnnxSentenceEncoder
 from vidret.text.sentence_bert import encode_texts
 from vidret.train.run import load_trained_model
@@ -125,7 +125,7 @@ class SearchEngine:
         self.cache = QueryCache(cache_size)
         ref = self.index.info["model"]
         if ref.get("zero_shot"):  # no trained model: queries map to concepts
-            self.encoder: QueryEncoder | ConceptQueryEncoder = zero_shot_encoder(self.index)
+            self.encoder: Any = zero_shot_encoder(self.index)
             return
         checkpoint = Path(ref["checkpoint"])
         if not checkpoint.exists():
@@ -142,6 +142,8 @@ class SearchEngine:
         self.encoder = QueryEncoder(Path(ref["run"]))
         if self.encoder.experts != ref["experts"]:
             raise VidretError(f"{index_dir}: the run's experts differ from the index's")
+        if ref.get("fuse"):  # the model's score with the concepts' (vidret index --fuse)
+            self.encoder = FusedQueryEncoder(self.encoder, zero_shot_encoder(self.index))
 
     @property
     def size(self) -> int:
@@ -196,9 +198,12 @@ class SearchEngine:
         return results
 
     def _concepts(self, embedded: Embeddings, row: int) -> list[tuple[str, float]] | None:
-        if not isinstance(self.encoder, ConceptQueryEncoder):
-            return None
-        return self.encoder.describe(embedded.vectors[row, 0].numpy())
+        if isinstance(self.encoder, ConceptQueryEncoder):
+            return self.encoder.describe(embedded.vectors[row, 0].numpy())
+        if isinstance(self.encoder, FusedQueryEncoder):  # the concepts are the last part
+            weights = embedded.vectors[row, 0, -NUM_CONCEPTS:].numpy()
+            return self.encoder.concepts.describe(weights)
+        return None
 
     def _pool(self, r: SearchRequest) -> int:
         # Several experts, or a normalization: FAISS proposes candidates, the model's

@@ -156,10 +156,12 @@ def build_index(
     overwrite: bool = False,
     progress: bool = True,
     bank_size: int = DEFAULT_BANK_SIZE,
+    fuse: float = 0.0,
 ) -> VideoIndex:
     """Embed every video of `data_dir` with the run's best checkpoint and write `out`;
     with the run's own data at hand, also its query bank (`bank_size` training captions,
-    0 for none) and score floor."""
+    0 for none) and score floor. `fuse` W > 0: scores are (1 - W) x the model's plus W x
+    the zero-shot concept score (`vidret.search.zero_shot_index`; no query bank)."""
     check_index_kind(kind)  # every argument is checked before the videos are embedded
     if out.exists() and not out.is_dir():
         raise VidretError(f"--out {out}: a file, not a folder")
@@ -168,7 +170,7 @@ def build_index(
     with folder_lock(out, what="builds an index in"):
         remove_stale_temporaries(out)  # of killed builds: no live writer owns them now
         return _build_index(
-            run_dir, data_dir, out, kind, params, batch, overwrite, progress, bank_size
+            run_dir, data_dir, out, kind, params, batch, overwrite, progress, bank_size, fuse
         )
 
 
@@ -182,6 +184,7 @@ def _build_index(
     overwrite: bool,
     progress: bool,
     bank_size: int,
+    fuse: float,
 ) -> VideoIndex:
     cfg, model, model_info = load_trained_model(run_dir)
     torch.set_num_threads(cfg.train.threads)
@@ -218,12 +221,25 @@ def _build_index(
     for text, row in zip(dataset.captions, dataset.caption_video.tolist(), strict=True):
         first_caption.setdefault(row, text)
     videos = [index_metadata(v, first_caption.get(i)) for i, v in enumerate(dataset.videos)]
+    reference = model_reference(run_dir, experts, model_info["text_model"])
+    arrays = None
+    if fuse:
+        # imported here: the zero-shot module builds on this one
+        from vidret.search.concepts import ConceptQueryEncoder
+        from vidret.search.zero_shot_index import CONCEPTS_FILE, fuse_with_concepts
+
+        embeddings = fuse_with_concepts(embeddings, dataset, fuse, "max", run_dir)
+        concepts = ConceptQueryEncoder()
+        reference["fuse"] = {"weight": fuse, "pooling": "max", "top": concepts.top,
+                             "text_model": str(concepts.text_model)}  # fmt: skip
+        arrays = {CONCEPTS_FILE: {"names": concepts.name_vectors()}}
+        bank_size = 0  # the bank's normalizers are of the model's scores alone
     bank = run_query_bank(cfg, model, model_info, embeddings, bank_size)
     return write_index(
         out,
         embeddings,
         videos,
-        model_reference(run_dir, experts, model_info["text_model"]),
+        reference,
         kind,
         params,
         dataset=str(root),
@@ -233,6 +249,7 @@ def _build_index(
         },
         overwrite=overwrite,
         bank=bank,
+        arrays=arrays,
     )
 
 

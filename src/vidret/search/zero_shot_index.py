@@ -5,6 +5,12 @@ frame features `vidret extract` stored (`vidret.search.concepts`); the concept n
 encoded once by Sentence-BERT, are kept in the index (`concepts.npz`), so a search only
 encodes its query. index.json's `model` says the index is zero-shot, with its pooling
 and number of query concepts; `search`, `serve` and the page use it as any other index.
+
+Fusion (`vidret index --run RUN --fuse W`): where a model was trained on the same
+frame features, a video's score is (1 - W) x the model's similarity + W x the concept
+score, one inner product of concatenated vectors: the video side [(1 - W) v, W e], the
+query side [q, c] (v, q: the model's unit vectors; e: concept evidence; c: the query's
+concept weights).
 """
 
 from __future__ import annotations
@@ -95,9 +101,46 @@ def build_zero_shot_index(
         )
 
 
+def fuse_with_concepts(
+    model: Embeddings, dataset: VideoDataset, weight: float, pooling: str, source: Path
+) -> Embeddings:
+    """A single-expert model's video vectors beside their concept evidence, weighted
+    for the fused score (module doc)."""
+    if not 0 < weight < 1:
+        raise VidretError(f"--fuse {weight}: a weight between 0 and 1 (0.2: a little concepts)")
+    expert = dataset.experts.get(CONCEPT_FEATURE)
+    if model.vectors.shape[1] != 1 or expert is None:
+        raise VidretError(
+            f"--fuse: the model in {source} must be trained on the '{CONCEPT_FEATURE}' "
+            "frame features alone (a folder from `vidret extract`), the features the "
+            "concepts are read from"
+        )
+    evidence = torch.from_numpy(video_evidence(expert.features, expert.lengths, pooling))
+    vectors = torch.cat([(1 - weight) * model.vectors[:, 0].float(), weight * evidence], dim=1)
+    return Embeddings(vectors[:, None, :], torch.ones(len(vectors), 1))
+
+
+class FusedQueryEncoder:
+    """A trained model's query embedding beside the query's concept weights."""
+
+    def __init__(self, model: Any, concepts: ConceptQueryEncoder):
+        self.model, self.concepts = model, concepts
+        self.experts = model.experts
+
+    def embed(self, query: str) -> Embeddings:
+        return self.embed_many([query])
+
+    def embed_many(self, queries: list[str]) -> Embeddings:
+        q = self.model.embed_many(queries)
+        c = self.concepts.embed_many(queries)
+        vectors = torch.cat([q.vectors[:, 0].float(), c.vectors[:, 0]], dim=1)
+        return Embeddings(vectors[:, None, :], torch.ones(len(queries), 1))
+
+
 def zero_shot_encoder(index: VideoIndex) -> ConceptQueryEncoder:
-    """The query side of a zero-shot index, with its stored concept names."""
-    settings = index.info["model"]["zero_shot"]
+    """The query side of a zero-shot (or fused) index, with its stored concept names."""
+    model = index.info["model"]
+    settings = model.get("zero_shot") or model["fuse"]
     try:
         with np.load(index.folder / CONCEPTS_FILE, allow_pickle=False) as z:
             names = z["names"]
@@ -106,5 +149,5 @@ def zero_shot_encoder(index: VideoIndex) -> ConceptQueryEncoder:
             f"{index.folder / CONCEPTS_FILE}: missing or damaged ({e}); rebuild the index "
             "with `vidret index --zero-shot ... --overwrite`"
         ) from None
-    text_model = Path(index.info["model"]["text_model"])
+    text_model = Path(settings.get("text_model") or model["text_model"])
     return ConceptQueryEncoder(text_model, top=settings["top"], name_vectors=names)
