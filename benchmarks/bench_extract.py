@@ -65,34 +65,26 @@ def main() -> None:
         for i in range(args.videos):
             write_video(videos / f"clip{i:03d}.mp4", scenes[i % len(scenes)], args.seconds,
                         fps=25, size=(360, 640))  # fmt: skip
+
+        def timed(label: str, encoder: EfficientNetLite0, **ray: object) -> None:
+            start = time.perf_counter()
+            report = extract_dataset(
+                videos, Path(tmp) / label, Sampling(frames=args.frames), encoder=encoder,
+                progress=False, **ray,  # type: ignore[arg-type]
+            )  # fmt: skip
+            wall = time.perf_counter() - start
+            result[label] = {
+                "videos": len(report.added),
+                "frames": report.frames,
+                "wall_s": round(wall, 2),
+                "frames_per_s": round(report.frames / wall, 1),
+            }
+
         for backend in args.backends:
-            encoder = EfficientNetLite0(backend, threads=args.threads)  # type: ignore[arg-type]
-            start = time.perf_counter()
-            report = extract_dataset(
-                videos, Path(tmp) / f"data-{backend}", Sampling(frames=args.frames),
-                encoder=encoder, progress=False,
-            )  # fmt: skip
-            wall = time.perf_counter() - start
-            result[f"extract_{backend}"] = {
-                "videos": len(report.added),
-                "frames": report.frames,
-                "wall_s": round(wall, 2),
-                "frames_per_s": round(report.frames / wall, 1),
-            }
+            timed(f"extract_{backend}", EfficientNetLite0(backend, threads=args.threads))  # type: ignore[arg-type]
         if args.ray:
-            start = time.perf_counter()
-            report = extract_dataset(
-                videos, Path(tmp) / "data-ray", Sampling(frames=args.frames),
-                encoder=EfficientNetLite0("onnx", threads=1), progress=False,
-                ray_address="local", ray_workers=args.ray,
-            )  # fmt: skip
-            wall = time.perf_counter() - start
-            result[f"extract_ray_{args.ray}_workers"] = {
-                "videos": len(report.added),
-                "frames": report.frames,
-                "wall_s": round(wall, 2),
-                "frames_per_s": round(report.frames / wall, 1),
-            }
+            ray = {"ray_address": "local", "ray_workers": args.ray}
+            timed(f"extract_ray_{args.ray}_workers", EfficientNetLite0("onnx", threads=1), **ray)
     result["videos"] = f"{args.videos} x {args.seconds:g} s, 640x360, 25 fps, H.264"
     print(json.dumps(result, indent=2))
 

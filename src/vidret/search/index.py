@@ -216,11 +216,7 @@ def _build_index(
     embeddings = Embeddings(
         torch.cat([p.vectors for p in parts]), torch.cat([p.weights for p in parts])
     )
-    root = data_dir.resolve()
-    first_caption: dict[int, str] = {}
-    for text, row in zip(dataset.captions, dataset.caption_video.tolist(), strict=True):
-        first_caption.setdefault(row, text)
-    videos = [index_metadata(v, first_caption.get(i)) for i, v in enumerate(dataset.videos)]
+    videos, files = indexed_videos(data_dir, dataset)
     reference = model_reference(run_dir, experts, model_info["text_model"])
     arrays = None
     if fuse:
@@ -242,15 +238,25 @@ def _build_index(
         reference,
         kind,
         params,
-        dataset=str(root),
-        files={
-            "videos": str(video_folder(root, dataset.metadata)),
-            "thumbnails": str(root),
-        },
+        dataset=str(data_dir.resolve()),
+        files=files,
         overwrite=overwrite,
         bank=bank,
         arrays=arrays,
     )
+
+
+def indexed_videos(
+    data_dir: Path, dataset: VideoDataset
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """What an index keeps of a dataset's videos (`index_metadata`, with each video's
+    first caption), and the two folders the server may read files from."""
+    root = data_dir.resolve()
+    first_caption: dict[int, str] = {}
+    for text, row in zip(dataset.captions, dataset.caption_video.tolist(), strict=True):
+        first_caption.setdefault(row, text)
+    videos = [index_metadata(v, first_caption.get(i)) for i, v in enumerate(dataset.videos)]
+    return videos, {"videos": str(video_folder(root, dataset.metadata)), "thumbnails": str(root)}
 
 
 def run_query_bank(

@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 from vidret.data.dataset import VideoDataset
-from vidret.data.file_refs import video_folder
 from vidret.data.validate import require_finite
 from vidret.errors import VidretError
 from vidret.locking import folder_lock, remove_stale_temporaries
@@ -37,7 +36,7 @@ from vidret.search.concepts import (
     video_evidence,
 )
 from vidret.search.faiss_index import check_index_kind
-from vidret.search.index import VideoIndex, index_metadata, write_index
+from vidret.search.index import VideoIndex, indexed_videos, write_index
 
 CONCEPTS_FILE = "concepts.npz"
 ZERO_SHOT_RUN = "zero-shot (ImageNet concepts)"  # what /health shows as the model
@@ -73,11 +72,7 @@ def build_zero_shot_index(
         remove_stale_temporaries(out)
         evidence = video_evidence(expert.features, expert.lengths, pooling)
         encoder = ConceptQueryEncoder(top=top)
-        root = data_dir.resolve()
-        first_caption: dict[int, str] = {}
-        for text, row in zip(dataset.captions, dataset.caption_video.tolist(), strict=True):
-            first_caption.setdefault(row, text)
-        videos = [index_metadata(v, first_caption.get(i)) for i, v in enumerate(dataset.videos)]
+        videos, files = indexed_videos(data_dir, dataset)
         model: dict[str, Any] = {
             "run": ZERO_SHOT_RUN,
             "zero_shot": {"concepts": "imagenet-1k", "pooling": pooling, "top": top},
@@ -91,11 +86,8 @@ def build_zero_shot_index(
             videos,
             model,
             kind,
-            dataset=str(root),
-            files={
-                "videos": str(video_folder(root, dataset.metadata)),
-                "thumbnails": str(root),
-            },
+            dataset=str(data_dir.resolve()),
+            files=files,
             overwrite=overwrite,
             arrays={CONCEPTS_FILE: {"names": encoder.name_vectors()}},
         )
