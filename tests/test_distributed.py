@@ -89,6 +89,9 @@ def worker(rank: int, loss: str, store: str, out: str) -> None:
     unscale_objective_grads(objective, group)
     if rank == 0:
         torch.save({"loss": result.total.detach(), "grads": grads(model, objective)}, out)
+    # Both ranks past their last collective before either tears gloo down: a rank that
+    # left early made the other abort in teardown ("terminate called", SIGABRT) in CI.
+    dist.barrier()
     dist.destroy_process_group()
 
 
