@@ -48,6 +48,9 @@ def format_summary(s: dict[str, Any]) -> str:
         f"  (per video min {per['min']} / mean {per['mean']:.2f} / max {per['max']})" if per else ""
     )
     lines.append(f"captions: {s['captions']}{per_text}")
+    if s.get("moments"):
+        m = s["moments"]
+        lines.append(f"moments:  {m['captions']} captions with spans (mean {m['mean_seconds']} s)")
     lines.append("experts:")
     for name, e in s["experts"].items():
         extra = []
@@ -103,6 +106,23 @@ def demo_videos(
 
     captions = write_demo_videos(folder, clips_per_scene=clips)
     typer.echo(f"wrote {6 * clips} generated video files to {folder}, captions in {captions}")
+
+
+@data_app.command("moments")
+def moments(
+    src: Annotated[Path, typer.Argument(help="a clip dataset folder with real features")],
+    dst: Annotated[Path, typer.Argument(help="the moment dataset folder to write")],
+    clips: Annotated[int, typer.Option(help="clips placed one after another per long video")] = 4,
+    seed: Annotated[int, typer.Option(help="which clips go together")] = 0,
+    split_seed: Annotated[
+        int, typer.Option(help="SRC's train/val/test split, as training's data.seed")
+    ] = 0,
+) -> None:
+    """Build a moment benchmark: long videos of K clips, each clip's captions as moments."""
+    from vidret.data.moment_benchmark import build_moment_dataset, describe
+
+    counts = build_moment_dataset(src, dst, clips=clips, seed=seed, split_seed=split_seed)
+    typer.echo(f"{dst}: {describe(counts)} (splits follow {src}'s videos)")
 
 
 @data_app.command("import-mmt")

@@ -27,6 +27,7 @@ from vidret.data.format import (
     times_file,
 )
 from vidret.data.jsonl import read_jsonl_objects
+from vidret.data.moments import Moments, read_moments
 from vidret.errors import DatasetError, Problem
 
 
@@ -65,6 +66,7 @@ class VideoDataset:
     video_lines: list[int] = field(default_factory=list)  # line of each video in videos.jsonl
     # name -> token features of every caption ([captions, tokens, dim], lengths in .lengths)
     caption_features: dict[str, ExpertFeatures] = field(default_factory=dict)
+    moments: Moments | None = None  # moment captions with their spans (moments.jsonl)
 
     @classmethod
     def open(cls, root: Path | str) -> VideoDataset:
@@ -122,6 +124,7 @@ def read_dataset(root: Path) -> tuple[VideoDataset, list[Problem]]:
 
     experts = _read_experts(root, len(videos), metadata, problems)
     caption_features = _read_caption_features(root, len(captions), problems)
+    moments = read_moments(root, videos, problems)
     video_lines = [v.pop("_line") for v in videos]
     dataset = VideoDataset(
         root=root,
@@ -133,6 +136,7 @@ def read_dataset(root: Path) -> tuple[VideoDataset, list[Problem]]:
         metadata=metadata,
         video_lines=video_lines,
         caption_features=caption_features,
+        moments=moments,
     )
     return dataset, problems
 

@@ -136,4 +136,10 @@ def _summarize(dataset: VideoDataset, splits: dict[str, dict[str, int]]) -> dict
     categories = Counter(v["category"] for v in dataset.videos if "category" in v)
     if categories:
         summary["categories"] = dict(categories.most_common())
+    if dataset.moments is not None:
+        lengths = dataset.moments.end - dataset.moments.start
+        summary["moments"] = {
+            "captions": len(dataset.moments),
+            "mean_seconds": round(float(lengths.mean()), 2) if len(lengths) else None,
+        }
     return summary

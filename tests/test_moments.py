@@ -1,0 +1,159 @@
+"""Moment data: `vidret data moments` builds long videos from clips; moment captions are
+validated; R@n at IoU thresholds and mIoU by hand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from vidret.cli import app
+from vidret.config import DataConfig
+from vidret.data.dataset import VideoDataset, read_dataset
+from vidret.data.splits import resolve_split
+from vidret.eval.temporal import moment_metrics, temporal_iou
+
+
+def clip_dataset(root: Path, n: int = 24, with_times: bool = False) -> Path:
+    """n clips with known durations, 3 to 6 frames of 4-d features, 2 captions each."""
+    rng = np.random.default_rng(0)
+    root.mkdir()
+    lengths = rng.integers(3, 7, n)
+    features = np.zeros((n, 6, 4), np.float32)
+    for i in range(n):
+        features[i, : lengths[i]] = rng.standard_normal((lengths[i], 4)) + i
+    np.save(root / "frames.npy", features)
+    np.save(root / "frames.lengths.npy", lengths)
+    if with_times:
+        times = np.full((n, 6), np.nan)
+        for i in range(n):
+            times[i, : lengths[i]] = np.linspace(0.1, 1.9, lengths[i])
+        np.save(root / "frames.times.npy", times)
+    videos = [{"video_id": f"clip{i:02d}", "start": 10.0, "end": 12.0 + i % 5} for i in range(n)]
+    (root / "videos.jsonl").write_text("".join(json.dumps(v) + "\n" for v in videos))
+    captions = [{"video_id": v["video_id"], "caption": f"caption {k} of {v['video_id']}"}
+                for v in videos for k in range(2)]  # fmt: skip
+    (root / "captions.jsonl").write_text("".join(json.dumps(c) + "\n" for c in captions))
+    return root
+
+
+def test_long_videos_are_their_clips_in_a_row(tmp_path: Path) -> None:
+    src = clip_dataset(tmp_path / "clips")
+    dst = tmp_path / "moments"
+    result = CliRunner().invoke(app, ["data", "moments", str(src), str(dst), "--clips", "4"])
+    assert result.exit_code == 0, result.output
+    assert "moment captions" in result.output
+    shown = CliRunner().invoke(app, ["data", "check", str(dst)])
+    assert shown.exit_code == 0 and "moments:  48 captions with spans" in shown.output
+    source = VideoDataset.open(src)
+    built, problems = read_dataset(dst)
+    assert problems == []
+    frames = built.experts["frames"]
+    src_frames = source.experts["frames"]
+    row = source.video_index()
+    for i, video in enumerate(built.videos):
+        at, offset = 0, 0.0
+        for clip in video["clips"]:
+            r = row[clip["video_id"]]
+            n = int(src_frames.lengths[r])
+            duration = source.videos[r]["end"] - source.videos[r]["start"]
+            np.testing.assert_array_equal(
+                frames.features[i, at : at + n], src_frames.features[r, :n]
+            )
+            expected_times = offset + (np.arange(n) + 0.5) * duration / n
+            np.testing.assert_allclose(frames.times[i, at : at + n], expected_times)
+            assert clip["start"] == pytest.approx(offset) and clip["end"] == pytest.approx(
+                offset + duration
+            )
+            at, offset = at + n, offset + duration
+        assert frames.lengths[i] == at and video["duration"] == pytest.approx(offset)
+    # every clip caption is a moment caption with its clip's span in its long video
+    moments = built.moments
+    assert moments is not None and len(moments) == 2 * sum(len(v["clips"]) for v in built.videos)
+    lines = [json.loads(line) for line in (dst / "moments.jsonl").read_text().splitlines()]
+    for line in lines:
+        video = built.videos[built.video_index()[line["video_id"]]]
+        clip = next(c for c in video["clips"] if c["video_id"] == line["source_video"])
+        assert (line["start"], line["end"]) == (clip["start"], clip["end"])
+        assert line["caption"].endswith(f"of {line['source_video']}")
+
+
+def test_splits_follow_the_source_videos_and_the_build_repeats(tmp_path: Path) -> None:
+    src = clip_dataset(tmp_path / "clips", n=40)
+    runner = CliRunner()
+    for name in ("a", "b"):
+        args = ["data", "moments", str(src), str(tmp_path / name), "--clips", "3", "--seed", "5"]
+        assert runner.invoke(app, args).exit_code == 0
+    for file in ("videos.jsonl", "moments.jsonl", "frames.npy", "splits/test.txt"):
+        assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes()
+    # the same split training makes of the clips (data.seed 0); no part mixes with another
+    parts = resolve_split(src, VideoDataset.open(src).video_ids, "random", DataConfig().sizes, 0)
+    built = VideoDataset.open(tmp_path / "a")
+    by_id = {v["video_id"]: v for v in built.videos}
+    for part in ("train", "val", "test"):
+        ids = (tmp_path / "a" / "splits" / f"{part}.txt").read_text().split()
+        clips = {c["video_id"] for vid in ids for c in by_id[vid]["clips"]}
+        assert clips <= set(parts[part]), part
+    other = runner.invoke(app, ["data", "moments", str(src), str(tmp_path / "c"), "--seed", "6"])
+    assert other.exit_code == 0
+    assert (tmp_path / "c" / "videos.jsonl").read_bytes() != (
+        tmp_path / "a" / "videos.jsonl"
+    ).read_bytes()
+
+
+def test_stored_frame_times_are_kept(tmp_path: Path) -> None:
+    src = clip_dataset(tmp_path / "clips", with_times=True)
+    dst = tmp_path / "moments"
+    assert CliRunner().invoke(app, ["data", "moments", str(src), str(dst)]).exit_code == 0
+    built = VideoDataset.open(dst)
+    first = built.videos[0]["clips"][0]
+    n = int(
+        VideoDataset.open(src)
+        .experts["frames"]
+        .lengths[VideoDataset.open(src).video_index()[first["video_id"]]]
+    )
+    np.testing.assert_allclose(built.experts["frames"].times[0, :n], np.linspace(0.1, 1.9, n))
+
+
+def test_bad_moments_and_sources_are_named(tmp_path: Path, demo_dir: Path) -> None:
+    runner = CliRunner()
+    no_time = runner.invoke(app, ["data", "moments", str(demo_dir), str(tmp_path / "x")])
+    assert "has no duration" in str(no_time.exception)
+    src = clip_dataset(tmp_path / "clips")
+    one = runner.invoke(app, ["data", "moments", str(src), str(tmp_path / "y"), "--clips", "1"])
+    assert "at least 2 clips" in str(one.exception)
+    (src / "moments.jsonl").write_text(
+        '{"video_id": "clip00", "caption": "fine", "start": 0.5, "end": 1.5}\n'
+        '{"video_id": "clip00", "caption": "too late", "start": 1.0, "end": 9.0}\n'
+        '{"video_id": "nope", "caption": "x", "start": 0, "end": 1}\n'
+        '{"video_id": "clip01", "caption": "backwards", "start": 2.0, "end": 1.0}\n'
+        '{"video_id": "clip01", "caption": "no end", "start": 0.0}\n'
+    )
+    _, problems = read_dataset(src)
+    text = "\n".join(str(p) for p in problems)
+    assert "moments.jsonl:2: start 1, end 9" in text and "duration 2" in text
+    assert "moments.jsonl:3: video_id 'nope' is not in videos.jsonl" in text
+    assert "moments.jsonl:4: start 2, end 1" in text and "moments.jsonl:5: needs numbers" in text
+    assert "moments.jsonl:1:" not in text
+
+
+def test_temporal_iou_and_moment_metrics_by_hand() -> None:
+    assert temporal_iou([0, 10], [5, 15]) == pytest.approx(5 / 15)
+    assert temporal_iou([0, 10], [10, 20]) == 0.0  # touching spans do not overlap
+    assert temporal_iou([2, 4], [0, 10]) == pytest.approx(0.2)
+    truth = np.array([[0, 10], [20, 30]])
+    predictions = np.array(
+        [
+            [[0, 8], [40, 50], [0, 10]],  # IoU 0.8 first; a perfect one at rank 3
+            [[25, 35], [21, 29], [0, 1]],  # IoU 1/3 first, 0.8 second
+        ]
+    )
+    m = moment_metrics(predictions, truth, ranks=(1, 5))
+    assert m["R1@0.3"] == 100.0 and m["R1@0.5"] == 50.0 and m["R1@0.7"] == 50.0
+    assert m["R5@0.7"] == 100.0  # within the top 5 (of 3 given) both reach 0.8 or more
+    assert m["mIoU"] == pytest.approx(100 * (0.8 + 1 / 3) / 2)
+    with pytest.raises(ValueError, match="queries, n, 2"):
+        moment_metrics(predictions[0], truth)
