@@ -157,3 +157,45 @@ def test_temporal_iou_and_moment_metrics_by_hand() -> None:
     assert m["mIoU"] == pytest.approx(100 * (0.8 + 1 / 3) / 2)
     with pytest.raises(ValueError, match="queries, n, 2"):
         moment_metrics(predictions[0], truth)
+
+
+def test_windows_and_suppression_by_hand() -> None:
+    from vidret.eval.moment_windows import non_maximum_suppression, window_spans
+
+    spans = window_spans(12.0, scales=(5.0, 20.0))
+    # 5 s windows every 1.25 s up to the end (the last cut at 12), and the whole video
+    assert spans[:3].tolist() == [[0.0, 5.0], [0.0, 12.0], [1.25, 6.25]]
+    assert spans.max() == 12.0 and len(spans) == 1 + 7
+    windows = np.array([[0, 10], [1, 11], [20, 30], [40, 50]], float)
+    scores = np.array([0.9, 0.8, 0.7, 0.1])
+    kept = non_maximum_suppression(windows, scores, keep=3)
+    # [1, 11] overlaps the best by IoU 9/11 > 0.5: suppressed
+    assert kept.tolist() == [[0, 10], [20, 30], [40, 50]]
+    assert non_maximum_suppression(windows[:1], scores[:1], keep=3).tolist() == [[0, 10]] * 3
+
+
+def test_eval_on_a_moment_dataset_reports_moment_metrics(tmp_path: Path) -> None:
+    from helpers import TINY
+
+    src = clip_dataset(tmp_path / "clips", n=40)
+    runner = CliRunner()
+    run = tmp_path / "run"
+    args = ["train", "--data", str(src), "--out", str(run), "--quiet",
+            "--config", "configs/meanpool-infonce.yaml"]  # fmt: skip
+    for item in [*TINY, "train.epochs=1", "train.batch_size=8"]:
+        args += ["--set", item]
+    assert runner.invoke(app, args, catch_exceptions=False).exit_code == 0
+    moments = tmp_path / "moments"
+    assert runner.invoke(app, ["data", "moments", str(src), str(moments)]).exit_code == 0
+    shown = runner.invoke(app, ["eval", "--run", str(run), "--data", str(moments),
+                                "--split", "test", "--json"])  # fmt: skip
+    assert shown.exit_code == 0, shown.output
+    body = json.loads(shown.stdout)
+    test_videos = (moments / "splits" / "test.txt").read_text().split()
+    lines = [json.loads(x) for x in (moments / "moments.jsonl").read_text().splitlines()]
+    assert body["moments"]["queries"] == sum(m["video_id"] in test_videos for m in lines)
+    for key in ("R1@0.3", "R1@0.5", "R1@0.7", "R5@0.5", "mIoU"):
+        assert 0 <= body[key] <= 100 and body[key] == body["moments"][key]
+    assert body["R5@0.3"] >= body["R1@0.3"] >= body["R1@0.7"]
+    plain = runner.invoke(app, ["eval", "--run", str(run)])  # clip data: no moment line
+    assert plain.exit_code == 0 and "moments" not in plain.output

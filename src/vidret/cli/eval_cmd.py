@@ -92,7 +92,31 @@ def eval_command(
         metrics = normalized_metrics(S, c2v, norm, bank, extra_ks=(50,) if r50 else ())
     except ValueError as e:
         raise VidretError(f"{sims}: {e}") from e
+    if run is not None:
+        metrics.update(_moment_metrics(run, data, split))
     typer.echo(dumps(metrics, indent=2) if as_json else format_metrics(metrics))
+
+
+def _moment_metrics(run: Path, data: Path | None, split: str | None) -> dict:
+    """On a dataset with moment captions: R{1,5}@{0.3,0.5,0.7} and mIoU of the sliding-
+    window baseline, top level (`R1@0.5`, ...) and under `moments`; else nothing."""
+    from vidret.data.moments import MOMENTS_FILE
+    from vidret.eval.moment_windows import localize_with_windows
+    from vidret.eval.temporal import moment_metrics
+    from vidret.train.run import read_model_info
+
+    root = data if data is not None else Path(read_model_info(run)["data"])
+    if not (root / MOMENTS_FILE).exists():
+        return {}
+    found = localize_with_windows(run, root, split or "test")
+    scores = moment_metrics(found.spans, found.truth)
+    typer.echo(
+        f"moments: {len(found.truth)} captions in {found.videos} videos, localized by sliding "
+        "windows scored by the model",
+        err=True,
+    )
+    return {**scores, "moments": {"method": "sliding windows", "queries": len(found.truth),
+                                  **scores}}  # fmt: skip
 
 
 # .npz arrays of QB-Norm's query bank, beside 'sims' and 'caption_to_video'

@@ -13,4 +13,8 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     for direction in ("t2v", "v2t"):
         rows.append(f"{direction:<5}" + "".join(f"{metrics[direction][k]:>9.2f}" for k in keys))
     rows.append(f"Rsum {metrics['Rsum']:.2f}")
+    if "moments" in metrics:  # a moment dataset: where in each video, too
+        m = metrics["moments"]
+        cells = "  ".join(f"{k} {m[k]:.2f}" for k in m if k[0] == "R" or k == "mIoU")
+        rows.append(f"moments ({m['method']}, {m['queries']} captions): {cells}")
     return "\n".join(rows)

@@ -1,0 +1,134 @@
+"""The sliding-window baseline of moment retrieval: a trained clip-retrieval model scores
+windows of a long video against the sentence, the best windows are the answer.
+
+Windows: at every scale of `SCALES` seconds (clips of MSR-VTT last 10-30 s), starting
+every quarter of the scale, cut at the video's end; a window holds the frames whose
+time falls inside it (each expert by its own frame times). The model embeds each window
+as it embeds a video, and the query as a caption; windows are ranked by the model's
+similarity and thinned by non-maximum suppression (a window overlapping a better one by
+IoU > 0.5 is dropped), as moment-localization baselines do (TALL's sliding windows).
+The scales were fixed before any measurement; none is tuned on test moments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vidret.data.dataset import VideoDataset
+from vidret.data.moments import video_duration
+from vidret.data.splits import load_named_split
+from vidret.errors import VidretError
+from vidret.eval.temporal import temporal_iou
+from vidret.models.similarity import similarity
+from vidret.models.types import VideoBatch
+
+SCALES = (5.0, 10.0, 15.0, 20.0, 30.0)
+NMS_IOU = 0.5
+TOP = 5
+
+
+@dataclass
+class MomentPredictions:
+    spans: np.ndarray  # [moments, TOP, 2] best first
+    truth: np.ndarray  # [moments, 2]
+    videos: int
+
+
+def window_spans(duration: float, scales: tuple[float, ...] = SCALES) -> np.ndarray:
+    """`[windows, 2]` (start, end) seconds covering a video of `duration` seconds."""
+    spans = []
+    for scale in scales:
+        size = min(scale, duration)  # a scale beyond the video: the whole video, once
+        step = size / 4
+        start = 0.0
+        while start < duration - 1e-9:
+            spans.append((start, min(start + size, duration)))
+            if start + size >= duration:
+                break
+            start += step
+    return np.unique(np.round(np.asarray(spans), 6), axis=0)
+
+
+def non_maximum_suppression(spans: np.ndarray, scores: np.ndarray, keep: int = TOP) -> np.ndarray:
+    """The best `keep` spans, each overlapping every better kept one by IoU <= NMS_IOU;
+    fewer spans than `keep` are padded by repeating the last."""
+    order = np.argsort(-scores, kind="stable")
+    kept: list[int] = []
+    for i in order:
+        if all(temporal_iou(spans[i], spans[j]) <= NMS_IOU for j in kept):
+            kept.append(int(i))
+        if len(kept) == keep:
+            break
+    while len(kept) < keep:
+        kept.append(kept[-1])
+    return spans[kept]
+
+
+def localize_with_windows(run: Path, data: Path, split: str = "test") -> MomentPredictions:
+    """Each moment caption of `data`'s split, localized in its own video by the run."""
+    from vidret.search.engine import QueryEncoder
+    from vidret.train.run import load_trained_model
+
+    cfg, model, info = load_trained_model(run)
+    torch.set_num_threads(cfg.train.threads)
+    experts = list(info["signature"]["experts"])
+    dataset = VideoDataset.open(data)
+    moments = dataset.moments
+    if moments is None:
+        raise VidretError(f"{data}: no moments.jsonl (build one with `vidret data moments`)")
+    for name in experts:
+        expert = dataset.experts.get(name)
+        if expert is None or expert.times is None:
+            raise VidretError(
+                f"{data}: the model reads expert '{name}', which this folder lacks or has no "
+                f"frame times for ({name}.times.npy): windows need to know when frames are"
+            )
+    index = dataset.video_index()
+    rows = sorted({index[v] for v in load_named_split(data, split, set(index))})
+    encoder = QueryEncoder(run)
+    spans_out, truth_out = [], []
+    for row in rows:
+        chosen = np.flatnonzero(moments.video == row)
+        if not len(chosen):
+            continue
+        duration = video_duration(dataset.videos[row])
+        if duration is None:
+            raise VidretError(f"{data}: video {dataset.video_ids[row]} has no duration")
+        windows = window_spans(duration)
+        with torch.inference_mode():
+            videos = model.embed_video(_window_batch(dataset, experts, row, windows))
+            queries = encoder.embed_many([moments.captions[i] for i in chosen])
+            scores = similarity(queries, videos).numpy()  # [moments of this video, windows]
+        for i, s in zip(chosen, scores, strict=True):
+            spans_out.append(non_maximum_suppression(windows, s))
+            truth_out.append((moments.start[i], moments.end[i]))
+    if not spans_out:
+        raise VidretError(f"{data}: split '{split}' has no moment captions")
+    return MomentPredictions(np.stack(spans_out), np.asarray(truth_out), len(rows))
+
+
+def _window_batch(
+    dataset: VideoDataset, experts: list[str], row: int, windows: np.ndarray
+) -> VideoBatch:
+    """The frames of each window, per expert, padded: a batch of `len(windows)` videos."""
+    features, lengths = {}, {}
+    for name in experts:
+        expert = dataset.experts[name]
+        n = int(expert.lengths[row])
+        times = np.asarray(expert.times[row, :n])
+        frames = np.asarray(expert.features[row, :n], np.float32)
+        inside = [(times >= s) & (times < e) for s, e in windows]
+        most = max(1, max(int(m.sum()) for m in inside))
+        batch = np.zeros((len(windows), most, expert.dim), np.float32)
+        count = np.zeros(len(windows), np.int64)
+        for w, m in enumerate(inside):
+            picked = frames[m]
+            batch[w, : len(picked)] = picked
+            count[w] = len(picked)
+        features[name] = torch.from_numpy(batch)
+        lengths[name] = torch.from_numpy(count)
+    return VideoBatch(features, lengths)
