@@ -1,7 +1,7 @@
 """The sliding-window baseline of moment retrieval: a trained clip-retrieval model scores
 windows of a long video against the sentence, the best windows are the answer.
 
-Windows: at every scale of `SCALES` seconds (clips of MSR-VTT last 10-30 s), starting
+Windows (`vidret.data.timeline`): at every scale of `SCALES` seconds (5 to 30), starting
 every quarter of the scale, cut at the video's end; a window holds the frames whose
 time falls inside it (each expert by its own frame times). The model embeds each window
 as it embeds a video, and the query as a caption; windows are ranked by the model's
@@ -21,12 +21,11 @@ import torch
 from vidret.data.dataset import VideoDataset
 from vidret.data.moments import video_duration
 from vidret.data.splits import load_named_split
+from vidret.data.timeline import window_batch, window_spans
 from vidret.errors import VidretError
 from vidret.eval.temporal import temporal_iou
 from vidret.models.similarity import similarity
-from vidret.models.types import VideoBatch
 
-SCALES = (5.0, 10.0, 15.0, 20.0, 30.0)
 NMS_IOU = 0.5
 TOP = 5
 
@@ -36,21 +35,6 @@ class MomentPredictions:
     spans: np.ndarray  # [moments, TOP, 2] best first
     truth: np.ndarray  # [moments, 2]
     videos: int
-
-
-def window_spans(duration: float, scales: tuple[float, ...] = SCALES) -> np.ndarray:
-    """`[windows, 2]` (start, end) seconds covering a video of `duration` seconds."""
-    spans = []
-    for scale in scales:
-        size = min(scale, duration)  # a scale beyond the video: the whole video, once
-        step = size / 4
-        start = 0.0
-        while start < duration - 1e-9:
-            spans.append((start, min(start + size, duration)))
-            if start + size >= duration:
-                break
-            start += step
-    return np.unique(np.round(np.asarray(spans), 6), axis=0)
 
 
 def non_maximum_suppression(spans: np.ndarray, scores: np.ndarray, keep: int = TOP) -> np.ndarray:
@@ -81,12 +65,8 @@ def localize_with_windows(run: Path, data: Path, split: str = "test") -> MomentP
     if moments is None:
         raise VidretError(f"{data}: no moments.jsonl (build one with `vidret data moments`)")
     for name in experts:
-        expert = dataset.experts.get(name)
-        if expert is None or expert.times is None:
-            raise VidretError(
-                f"{data}: the model reads expert '{name}', which this folder lacks or has no "
-                f"frame times for ({name}.times.npy): windows need to know when frames are"
-            )
+        if name not in dataset.experts:
+            raise VidretError(f"{data}: the model reads expert '{name}', which it lacks")
     index = dataset.video_index()
     rows = sorted({index[v] for v in load_named_split(data, split, set(index))})
     encoder = QueryEncoder(run)
@@ -100,7 +80,7 @@ def localize_with_windows(run: Path, data: Path, split: str = "test") -> MomentP
             raise VidretError(f"{data}: video {dataset.video_ids[row]} has no duration")
         windows = window_spans(duration)
         with torch.inference_mode():
-            videos = model.embed_video(_window_batch(dataset, experts, row, windows))
+            videos = model.embed_video(window_batch(dataset, experts, row, windows))
             queries = encoder.embed_many([moments.captions[i] for i in chosen])
             scores = similarity(queries, videos).numpy()  # [moments of this video, windows]
         for i, s in zip(chosen, scores, strict=True):
@@ -109,26 +89,3 @@ def localize_with_windows(run: Path, data: Path, split: str = "test") -> MomentP
     if not spans_out:
         raise VidretError(f"{data}: split '{split}' has no moment captions")
     return MomentPredictions(np.stack(spans_out), np.asarray(truth_out), len(rows))
-
-
-def _window_batch(
-    dataset: VideoDataset, experts: list[str], row: int, windows: np.ndarray
-) -> VideoBatch:
-    """The frames of each window, per expert, padded: a batch of `len(windows)` videos."""
-    features, lengths = {}, {}
-    for name in experts:
-        expert = dataset.experts[name]
-        n = int(expert.lengths[row])
-        times = np.asarray(expert.times[row, :n])
-        frames = np.asarray(expert.features[row, :n], np.float32)
-        inside = [(times >= s) & (times < e) for s, e in windows]
-        most = max(1, max(int(m.sum()) for m in inside))
-        batch = np.zeros((len(windows), most, expert.dim), np.float32)
-        count = np.zeros(len(windows), np.int64)
-        for w, m in enumerate(inside):
-            picked = frames[m]
-            batch[w, : len(picked)] = picked
-            count[w] = len(picked)
-        features[name] = torch.from_numpy(batch)
-        lengths[name] = torch.from_numpy(count)
-    return VideoBatch(features, lengths)
