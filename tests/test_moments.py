@@ -200,3 +200,58 @@ def test_eval_on_a_moment_dataset_reports_moment_metrics(tmp_path: Path) -> None
     assert body["R5@0.3"] >= body["R1@0.3"] >= body["R1@0.7"]
     plain = runner.invoke(app, ["eval", "--run", str(run)])  # clip data: no moment line
     assert plain.exit_code == 0 and "moments" not in plain.output
+
+
+def test_segments_and_their_merging_by_hand() -> None:
+    from vidret.search.segments import merge_hits, segment_spans
+
+    assert segment_spans(25.0, 10.0).tolist() == [[0, 10], [5, 15], [10, 20], [15, 25]]
+    assert segment_spans(22.0, 10.0).tolist()[-1] == [12.0, 22.0]  # the last ends at the end
+    assert segment_spans(4.0, 10.0).tolist() == [[0.0, 4.0]]
+    videos = [{"video_id": "a", "segment": [0, 10]}, {"video_id": "a", "segment": [5, 15]},
+              {"video_id": "b", "segment": [0, 10]}, {"video_id": "a", "segment": [30, 40]},
+              {"video_id": "a", "segment": [15, 25]}]  # fmt: skip
+    ranked = merge_hits(np.array([0.9, 0.8, 0.7, 0.6, 0.5]), np.arange(5), videos, k=5)
+    # a's first two overlap, the fifth touches them: one moment 0-25 scored 0.9
+    assert [(s, m["video_id"], m["segment"]) for s, m in ranked] == [
+        (0.9, "a", [0, 25]), (0.7, "b", [0, 10]), (0.6, "a", [30, 40])]  # fmt: skip
+    assert videos[0]["segment"] == [0, 10]  # the index's metadata is not changed
+    assert len(merge_hits(np.array([0.9, 0.7]), np.array([0, 2]), videos, k=1)) == 1
+    # a later hit bridging two moments of a video makes them one (scored by the best)
+    bridge = [{"video_id": "a", "segment": s} for s in ([0, 10], [20, 30], [9, 21])]
+    joined = merge_hits(np.array([0.9, 0.8, 0.7]), np.arange(3), bridge, k=5)
+    assert [(s, m["segment"]) for s, m in joined] == [(0.9, [0, 30])]
+
+
+def test_segment_index_returns_moments(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from helpers import TINY
+    from vidret.search.server import create_app
+
+    src = clip_dataset(tmp_path / "clips", n=40)
+    runner = CliRunner()
+    run = tmp_path / "run"
+    args = ["train", "--data", str(src), "--out", str(run), "--quiet",
+            "--config", "configs/meanpool-infonce.yaml"]  # fmt: skip
+    for item in [*TINY, "train.epochs=1", "train.batch_size=8"]:
+        args += ["--set", item]
+    assert runner.invoke(app, args, catch_exceptions=False).exit_code == 0
+    moments = tmp_path / "moments"
+    assert runner.invoke(app, ["data", "moments", str(src), str(moments)]).exit_code == 0
+    index = tmp_path / "index"
+    built = runner.invoke(app, ["index", "--run", str(run), "--data", str(moments),
+                                "--out", str(index), "--segment-seconds", "3"])  # fmt: skip
+    assert built.exit_code == 0, built.output
+    assert "segments of 3 s: a search returns moments" in built.output
+    durations = {v["video_id"]: v["duration"] for v in VideoDataset.open(moments).videos}
+    body = TestClient(create_app(index)).get("/search", params={"q": "caption 1", "k": 8}).json()
+    assert len(body["results"]) == 8
+    spans: dict[str, list] = {}
+    for hit in body["results"]:
+        assert 0 <= hit["start"] < hit["end"] <= durations[hit["video_id"]] + 1e-6
+        for other in spans.setdefault(hit["video_id"], []):
+            assert hit["end"] < other[0] or hit["start"] > other[1]  # merged: never overlap
+        spans[hit["video_id"]].append((hit["start"], hit["end"]))
+    shown = runner.invoke(app, ["search", str(index), "caption 1", "-k", "2"]).output
+    assert " s  " in shown and "-" in shown.splitlines()[0]

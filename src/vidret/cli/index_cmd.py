@@ -26,6 +26,13 @@ def index_command(
     top: Annotated[
         int, typer.Option(help="--zero-shot: concepts a query is mapped to", min=1, max=1000)
     ] = 5,
+    segment_seconds: Annotated[
+        float | None,
+        typer.Option(
+            help="long videos: index windows of this many seconds (every half of it), so "
+            "a search returns moments (video, start, end)",
+        ),
+    ] = None,
     fuse: Annotated[
         float,
         typer.Option(
@@ -70,11 +77,21 @@ def index_command(
     if run is None:
         raise VidretError("give --run RUN (a trained model), or --zero-shot")
     index = build_index(
-        run, data, out, kind=kind, overwrite=overwrite, bank_size=query_bank, fuse=fuse
+        run,
+        data,
+        out,
+        kind=kind,
+        overwrite=overwrite,
+        bank_size=query_bank,
+        fuse=fuse,
+        segment_seconds=segment_seconds,
     )
-    typer.echo(f"{out}: {index.size} videos, {index.info['kind']} index, {index.info['dim']}-d")
+    what = f"{index.size} segments" if segment_seconds else f"{index.size} videos"
+    typer.echo(f"{out}: {what}, {index.info['kind']} index, {index.info['dim']}-d")
     if fuse:
         typer.echo(f"scores: {1 - fuse:g} x the model's + {fuse:g} x the zero-shot concepts'")
+    if segment_seconds:
+        typer.echo(f"segments of {segment_seconds:g} s: a search returns moments")
     bank, floor = index.info["query_bank"], index.info["score_floor"]
     if bank:
         typer.echo(f"query bank: {bank['captions']} training captions (search --normalize)")

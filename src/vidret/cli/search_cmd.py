@@ -60,4 +60,6 @@ def search_command(
         )
     for hit in result.hits:
         where = hit.video.get("path") or hit.video.get("url") or ""
-        typer.echo(f"{hit.rank:>3}  {hit.score:+.4f}  {hit.video_id}  {where}")
+        span = hit.video.get("segment")
+        at = f"  {span[0]:.1f}-{span[1]:.1f} s" if span else ""
+        typer.echo(f"{hit.rank:>3}  {hit.score:+.4f}  {hit.video_id}{at}  {where}")

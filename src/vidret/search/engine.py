@@ -17,6 +17,7 @@ from vidret.models.types import Embeddings, TextBatch
 from vidret.search.concepts import NUM_CONCEPTS, ConceptQueryEncoder
 from vidret.search.index import VideoIndex, checkpoint_digest, flatten
 from vidret.search.query_cache import QueryCache
+from vidret.search.segments import merge_hits
 from vidret.search.zero_shot_index import FusedQueryEncoder, zero_shot_encoder
 from vidret.text.onnx_encoder import OnnxSentenceEncoder
 from vidret.text.sentence_bert import encode_texts
@@ -176,14 +177,18 @@ class SearchEngine:
                 found[i] = (scores[row], ids[row])
         faiss_s = time.perf_counter() - t1  # shared by the batch: each request counts it
         results = []
+        segmented = bool(self.index.info["model"].get("segments"))
         for i, r in enumerate(requests):
             t2 = time.perf_counter()
             scores, ids = self._rank(embedded, i, *found[i], r)
+            if segmented:  # a video's neighbouring windows: one moment
+                ranked = merge_hits(scores, ids, self.index.videos, min(r.k, self.size))
+            else:
+                ranked = [
+                    (float(s), self.index.videos[int(v)]) for s, v in zip(scores, ids, strict=True)
+                ]
             rank_s = time.perf_counter() - t2
-            hits = [
-                Hit(rank=n + 1, score=float(s), video=self.index.videos[int(v)])
-                for n, (s, v) in enumerate(zip(scores, ids, strict=True))
-            ]
+            hits = [Hit(rank=n + 1, score=s, video=v) for n, (s, v) in enumerate(ranked)]
             results.append(
                 SearchResult(
                     r.query,
@@ -212,6 +217,8 @@ class SearchEngine:
         pool = k if self.index.experts is None else min(self.size, max(4 * k, 64))
         if r.normalize != "none":
             pool = min(self.size, max(10 * k, 100))
+        if self.index.info["model"].get("segments"):  # hits merge: ask for more segments
+            pool = min(self.size, max(10 * k, 100))
         return pool
 
     def _rank(
@@ -230,6 +237,8 @@ class SearchEngine:
         if r.normalize != "none" and len(ids):
             order = np.argsort(-self.index.bank.rescore(scores, ids, r.normalize), kind="stable")
             scores, ids = scores[order], ids[order]
+        if self.index.info["model"].get("segments"):
+            return scores, ids  # merged into moments, then cut to k (`merge_hits`)
         k = min(r.k, self.size)
         return scores[:k], ids[:k]
 

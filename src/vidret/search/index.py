@@ -157,12 +157,19 @@ def build_index(
     progress: bool = True,
     bank_size: int = DEFAULT_BANK_SIZE,
     fuse: float = 0.0,
+    segment_seconds: float | None = None,
 ) -> VideoIndex:
     """Embed every video of `data_dir` with the run's best checkpoint and write `out`;
     with the run's own data at hand, also its query bank (`bank_size` training captions,
     0 for none) and score floor. `fuse` W > 0: scores are (1 - W) x the model's plus W x
-    the zero-shot concept score (`vidret.search.zero_shot_index`; no query bank)."""
+    the zero-shot concept score (`vidret.search.zero_shot_index`; no query bank).
+    `segment_seconds`: index windows of long videos, not whole videos
+    (`vidret.search.segments`; no query bank)."""
     check_index_kind(kind)  # every argument is checked before the videos are embedded
+    if segment_seconds is not None and not 0 < segment_seconds <= 3600:
+        raise VidretError(f"--segment-seconds {segment_seconds}: give 0 to 3600 seconds")
+    if segment_seconds and fuse:
+        raise VidretError("--fuse and --segment-seconds cannot be combined yet")
     if out.exists() and not out.is_dir():
         raise VidretError(f"--out {out}: a file, not a folder")
     if out.exists() and not overwrite:
@@ -170,8 +177,9 @@ def build_index(
     with folder_lock(out, what="builds an index in"):
         remove_stale_temporaries(out)  # of killed builds: no live writer owns them now
         return _build_index(
-            run_dir, data_dir, out, kind, params, batch, overwrite, progress, bank_size, fuse
-        )
+            run_dir, data_dir, out, kind, params, batch, overwrite, progress, bank_size, fuse,
+            segment_seconds,
+        )  # fmt: skip
 
 
 def _build_index(
@@ -185,6 +193,7 @@ def _build_index(
     progress: bool,
     bank_size: int,
     fuse: float,
+    segment_seconds: float | None,
 ) -> VideoIndex:
     cfg, model, model_info = load_trained_model(run_dir)
     torch.set_num_threads(cfg.train.threads)
@@ -219,6 +228,14 @@ def _build_index(
     videos, files = indexed_videos(data_dir, dataset)
     reference = model_reference(run_dir, experts, model_info["text_model"])
     arrays = None
+    if segment_seconds:
+        from vidret.search.segments import embed_segments
+
+        embeddings, videos = embed_segments(
+            model, dataset, experts, videos, segment_seconds, progress
+        )
+        reference["segments"] = {"seconds": segment_seconds}
+        bank_size = 0  # the bank's normalizers are of whole videos
     if fuse:
         # imported here: the zero-shot module builds on this one
         from vidret.search.concepts import ConceptQueryEncoder

@@ -58,6 +58,8 @@ class VideoResult(BaseModel):
     thumbnail_url: str | None = None
     video_url: str | None = None  # the local file, else the source's web address
     source_url: str | None = None  # where the video comes from (http/https), if known
+    start: float | None = None  # a segment index: the moment's span, seconds
+    end: float | None = None
     metadata: dict[str, Any]
 
 
@@ -173,6 +175,7 @@ def create_app(
                     rank=h.rank,
                     score=round(h.score, 4),
                     **_links(h.video, roots),
+                    **_span(h.video),
                     metadata=rounded(_public(h.video)),
                 )
                 for h in result.hits
@@ -243,6 +246,12 @@ def _links(meta: dict[str, Any], roots: dict[str, str]) -> dict[str, Any]:
         "video_url": f"/videos/{vid}/file" if _served_file(meta, roots, "path") else url,
         "source_url": url,
     }
+
+
+def _span(meta: dict[str, Any]) -> dict[str, float]:
+    """A segment index's hit: where in the video (the page's player starts there)."""
+    span = meta.get("segment")
+    return {"start": span[0], "end": span[1]} if span else {}
 
 
 def _duration(meta: dict[str, Any]) -> float | None:

@@ -1,0 +1,105 @@
+"""Search inside long videos: an index of segments, and hits merged into moments.
+
+`vidret index --segment-seconds S` cuts every video into windows of S seconds starting
+every S/2 (the last cut at the video's end; a video shorter than S is one segment) and
+embeds each window's frames as the model embeds a video (`vidret.data.timeline`). Each
+FAISS row is one segment; its metadata is the video's, with `segment: [start, end]`.
+
+A search ranks segments, then merges a video's hits that overlap or touch into one
+moment (their union, scored by its best segment), so the answer to "the dog jumps into
+the pool" is (video, start, end, score) and a video does not fill the list with its
+neighbouring windows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from vidret.data.dataset import VideoDataset
+from vidret.data.moments import video_duration
+from vidret.data.timeline import frame_times, window_batch
+from vidret.models.types import Embeddings
+from vidret.progress import progress_bar
+
+
+def segment_spans(duration: float, seconds: float) -> np.ndarray:
+    """`[segments, 2]`: windows of `seconds` every `seconds / 2`, the last ending at the end."""
+    if duration <= seconds:
+        return np.array([[0.0, duration]])
+    step = seconds / 2
+    starts = np.arange(0.0, duration - seconds + 1e-9, step)
+    if starts[-1] + seconds < duration - 1e-9:
+        starts = np.append(starts, duration - seconds)
+    return np.stack([starts, starts + seconds], axis=1)
+
+
+def embed_segments(
+    model: Any,
+    dataset: VideoDataset,
+    experts: list[str],
+    videos: list[dict[str, Any]],
+    seconds: float,
+    progress: bool = True,
+) -> tuple[Embeddings, list[dict[str, Any]]]:
+    """Every video's segments embedded, and their metadata (the video's + `segment`)."""
+    vectors, weights, rows = [], [], []
+    for row in progress_bar(range(dataset.num_videos), enabled=progress, desc="segments"):
+        duration = video_duration(dataset.videos[row])
+        if duration is None:  # from the frames: the last frame's time
+            duration = float(max(frame_times(dataset, e, row).max(initial=0.0) for e in experts))
+        spans = segment_spans(max(duration, 1e-3), seconds)
+        with torch.inference_mode():
+            embedded = model.embed_video(window_batch(dataset, experts, row, spans))
+        vectors.append(embedded.vectors)
+        weights.append(embedded.weights)
+        rows += [{**videos[row], "segment": [round(float(s), 3), round(float(e), 3)]}
+                 for s, e in spans]  # fmt: skip
+    return Embeddings(torch.cat(vectors), torch.cat(weights)), rows
+
+
+def merge_hits(
+    scores: np.ndarray, ids: np.ndarray, videos: list[dict[str, Any]], k: int
+) -> list[tuple[float, dict[str, Any]]]:
+    """The best `k` moments from ranked segment hits: a hit that overlaps or touches
+    moments of its video already kept widens the best of them (their union, scored by
+    its best segment), so a video's moments never overlap each other."""
+    spans: list[list[float]] = []
+    found: list[tuple[float, dict[str, Any]]] = []
+    alive: list[bool] = []
+    by_video: dict[str, list[int]] = {}
+    for score, i in zip(scores, ids, strict=True):
+        meta = videos[int(i)]
+        span = [float(meta["segment"][0]), float(meta["segment"][1])]
+        mine = by_video.setdefault(meta["video_id"], [])
+        touching = [m for m in mine if alive[m] and _touch(span, spans[m])]
+        if not touching:
+            mine.append(len(found))
+            spans.append(span)
+            found.append((float(score), meta))
+            alive.append(True)
+            continue
+        keep = touching[0]  # the first kept is the best scored
+        spans[keep] = [min(spans[keep][0], span[0]), max(spans[keep][1], span[1])]
+        grown = True
+        while grown:  # the union may now reach other moments of the video
+            grown = False
+            for m in mine:
+                if m != keep and alive[m] and _touch(spans[m], spans[keep]):
+                    spans[keep] = [
+                        min(spans[keep][0], spans[m][0]),
+                        max(spans[keep][1], spans[m][1]),
+                    ]
+                    alive[m], grown = False, True
+    out = [
+        (score, {**meta, "segment": [round(spans[m][0], 3), round(spans[m][1], 3)]})
+        for m, (score, meta) in enumerate(found)
+        if alive[m]
+    ]
+    return out[:k]
+
+
+def _touch(a: list[float], b: list[float]) -> bool:
+    return a[0] <= b[1] and a[1] >= b[0]
