@@ -211,15 +211,18 @@ def test_segments_and_their_merging_by_hand() -> None:
     videos = [{"video_id": "a", "segment": [0, 10]}, {"video_id": "a", "segment": [5, 15]},
               {"video_id": "b", "segment": [0, 10]}, {"video_id": "a", "segment": [30, 40]},
               {"video_id": "a", "segment": [15, 25]}]  # fmt: skip
-    ranked = merge_hits(np.array([0.9, 0.8, 0.7, 0.6, 0.5]), np.arange(5), videos, k=5)
-    # a's first two overlap, the fifth touches them: one moment 0-25 scored 0.9
+    ranked = merge_hits(np.array([0.9, 0.88, 0.7, 0.6, 0.86]), np.arange(5), videos, k=5)
+    # a's first two overlap, the fifth touches them (all within 0.05): one moment 0-25
     assert [(s, m["video_id"], m["segment"]) for s, m in ranked] == [
         (0.9, "a", [0, 25]), (0.7, "b", [0, 10]), (0.6, "a", [30, 40])]  # fmt: skip
+    # a much weaker neighbour does not widen the moment: it is suppressed
+    weak = merge_hits(np.array([0.9, 0.5, 0.7]), np.arange(3), videos, k=5)
+    assert [(s, m["segment"]) for s, m in weak] == [(0.9, [0, 10]), (0.7, [0, 10])]
     assert videos[0]["segment"] == [0, 10]  # the index's metadata is not changed
     assert len(merge_hits(np.array([0.9, 0.7]), np.array([0, 2]), videos, k=1)) == 1
     # a later hit bridging two moments of a video makes them one (scored by the best)
     bridge = [{"video_id": "a", "segment": s} for s in ([0, 10], [20, 30], [9, 21])]
-    joined = merge_hits(np.array([0.9, 0.8, 0.7]), np.arange(3), bridge, k=5)
+    joined = merge_hits(np.array([0.9, 0.8, 0.88]), np.arange(3), bridge, k=5)
     assert [(s, m["segment"]) for s, m in joined] == [(0.9, [0, 30])]
 
 

@@ -26,7 +26,7 @@ from vidret.search.local_server import serving
 from vidret.train.trainer import train
 from vidret.video.decode import Sampling, UnreadableVideoError, read_frames
 from vidret.video.extract import extract_dataset
-from vidret.video.synthetic import SCENES, write_video
+from vidret.video.synthetic import SCENES, write_scenes, write_video
 
 REPO = Path(__file__).resolve().parents[1]
 FRAMES = Sampling(frames=6)
@@ -344,4 +344,43 @@ def test_search_page_in_chromium(trained: dict, tmp_path: Path) -> None:
         page.fill("#q", "  ")
         page.click("button[type=submit]")
         assert "type what you are looking for" in page.text_content("#status")
+        browser.close()
+
+
+def test_moment_search_in_a_long_video_and_the_player_seeks(trained: dict, tmp_path: Path) -> None:
+    """A long file of three scenes, indexed in 2 s segments: "a blue pattern" finds the
+    blue part, and the page's player starts at the moment (headless Chromium)."""
+    import shutil
+
+    videos = tmp_path / "long-videos"
+    write_scenes(videos / "long.mp4", [("red", 4.0), ("blue", 4.0), ("green", 4.0)], fps=8,
+                 size=(120, 160))  # fmt: skip
+    collection = tmp_path / "collection"
+    extract_dataset(videos, collection, Sampling(frames=None, fps=2.0), progress=False)
+    index = tmp_path / "index"
+    build_index(trained["run"], collection, index, progress=False, segment_seconds=2.0)
+    engine = SearchEngine(index)
+    top = engine.search("a blue pattern", k=3).hits[0]
+    start, end = top.video["segment"]
+    assert start >= 3.0 and end <= 9.0, top.video  # within the blue part (4-8 s), +- 1 s
+    assert engine.search("a red pattern", k=1).hits[0].video["segment"][1] <= 5.0
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[dev]'")
+    with serving(["serve", str(index)]) as base, sync_api.sync_playwright() as p:
+        flags = ["--no-sandbox", "--disable-gpu", "--no-first-run"]
+        browser = p.chromium.launch(executable_path=chromium, args=flags)
+        page = browser.new_page()
+        page.goto(base + "/")
+        page.fill("#q", "a blue pattern")
+        page.click("button[type=submit]")
+        page.wait_for_selector(".card")
+        assert "at 0:0" in page.text_content(".card .facts")  # the moment on the card
+        page.click(".card")
+        page.wait_for_function("document.getElementById('video').readyState >= 1")
+        page.wait_for_function(f"document.getElementById('video').currentTime >= {start} - 0.05")
+        assert f"#t={start:g},{end:g}" in page.evaluate("document.getElementById('video').src")
+        assert "long" in page.text_content("#now-playing")
         browser.close()

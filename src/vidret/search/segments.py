@@ -8,7 +8,10 @@ FAISS row is one segment; its metadata is the video's, with `segment: [start, en
 A search ranks segments, then merges a video's hits that overlap or touch into one
 moment (their union, scored by its best segment), so the answer to "the dog jumps into
 the pool" is (video, start, end, score) and a video does not fill the list with its
-neighbouring windows.
+neighbouring windows. Only hits scoring within `MERGE_TOLERANCE` of the moment's best
+widen it; a weaker hit touching it is dropped (as non-maximum suppression would): all
+windows of a video overlap their neighbours, so merging every one would make each
+moment the whole video.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from vidret.data.moments import video_duration
 from vidret.data.timeline import frame_times, window_batch
 from vidret.models.types import Embeddings
 from vidret.progress import progress_bar
+
+MERGE_TOLERANCE = 0.05  # similarity below a moment's best that still widens it
 
 
 def segment_spans(duration: float, seconds: float) -> np.ndarray:
@@ -65,7 +70,8 @@ def merge_hits(
 ) -> list[tuple[float, dict[str, Any]]]:
     """The best `k` moments from ranked segment hits: a hit that overlaps or touches
     moments of its video already kept widens the best of them (their union, scored by
-    its best segment), so a video's moments never overlap each other."""
+    its best segment) if it scores within MERGE_TOLERANCE of it, else is dropped; a
+    video's moments never overlap each other."""
     spans: list[list[float]] = []
     found: list[tuple[float, dict[str, Any]]] = []
     alive: list[bool] = []
@@ -82,6 +88,8 @@ def merge_hits(
             alive.append(True)
             continue
         keep = touching[0]  # the first kept is the best scored
+        if score < found[keep][0] - MERGE_TOLERANCE:
+            continue  # a weaker neighbour of the moment: suppressed
         spans[keep] = [min(spans[keep][0], span[0]), max(spans[keep][1], span[1])]
         grown = True
         while grown:  # the union may now reach other moments of the video

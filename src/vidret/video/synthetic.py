@@ -43,18 +43,31 @@ def write_video(
     size: tuple[int, int] = (96, 128),
     codec: str = "libx264",
 ) -> Path:
+    return write_scenes(path, [(scene, seconds)], fps, size, codec)
+
+
+def write_scenes(
+    path: Path,
+    scenes: list[tuple[str, float]],
+    fps: int = 10,
+    size: tuple[int, int] = (96, 128),
+    codec: str = "libx264",
+) -> Path:
+    """One video of several scenes in a row, each (scene, seconds): a long video whose
+    moments are known."""
     import av
 
-    colour, pattern = SCENES[scene]
     h, w = size
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        for t in range(int(seconds * fps)):
-            frame = av.VideoFrame.from_ndarray(scene_frame(colour, pattern, t, h, w), "rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
+        for scene, seconds in scenes:
+            colour, pattern = SCENES[scene]
+            for t in range(int(seconds * fps)):
+                image = scene_frame(colour, pattern, t, h, w)
+                for packet in stream.encode(av.VideoFrame.from_ndarray(image, "rgb24")):
+                    container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
     return path

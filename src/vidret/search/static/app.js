@@ -59,6 +59,7 @@ function card(hit) {
   facts.className = "facts";
   facts.textContent = [
     hit.caption && hit.file_name ? hit.file_name : hit.video_id,
+    hit.start != null ? `at ${formatDuration(hit.start)}–${formatDuration(hit.end)}` : null,
     hit.duration != null ? formatDuration(hit.duration) : null,
   ].filter(Boolean).join(" · ");
   details.append(facts);
@@ -94,8 +95,13 @@ function play(hit) {
     return;
   }
   player.hidden = false;
-  video.src = hit.video_url;
-  nowPlaying.textContent = hit.video_id;
+  // A moment of a long video: a media fragment makes the player start at its start and
+  // pause at its end (the controls still reach the rest).
+  const moment = hit.start != null ? `#t=${hit.start},${hit.end}` : "";
+  video.src = hit.video_url + moment;
+  nowPlaying.textContent = hit.start != null
+    ? `${hit.video_id}, ${formatDuration(hit.start)}–${formatDuration(hit.end)}`
+    : hit.video_id;
   video.play().catch(() => {}); // autoplay may be refused; the controls remain
 }
 
