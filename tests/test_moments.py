@@ -258,3 +258,19 @@ def test_segment_index_returns_moments(tmp_path: Path) -> None:
         spans[hit["video_id"]].append((hit["start"], hit["end"]))
     shown = runner.invoke(app, ["search", str(index), "caption 1", "-k", "2"]).output
     assert " s  " in shown and "-" in shown.splitlines()[0]
+
+
+def test_moment_benchmark_from_msrvtt_1k(msrvtt_1k: Path, tmp_path: Path) -> None:
+    """The README's command on the real clips: 800 videos, 4 a long video."""
+    dst = tmp_path / "msrvtt-moments"
+    result = CliRunner().invoke(app, ["data", "moments", str(msrvtt_1k), str(dst), "--clips", "4"])
+    assert result.exit_code == 0, result.output
+    assert "150 train, 25 val, 25 test long videos; 16000 moment captions" in result.output
+    built, problems = read_dataset(dst)
+    assert problems == [] and built.experts["frames"].features.shape == (200, 200, 128)
+    parts = resolve_split(
+        msrvtt_1k, VideoDataset.open(msrvtt_1k).video_ids, "random", DataConfig().sizes, 0
+    )
+    test_ids = (dst / "splits" / "test.txt").read_text().split()
+    clips = {c["video_id"] for v in built.videos if v["video_id"] in test_ids for c in v["clips"]}
+    assert clips == set(parts["test"])  # exactly the source's 100 test clips
