@@ -274,3 +274,32 @@ def test_compare_to_names_variants(tmp_path: Path, demo_dir: Path) -> None:
     path.write_text(yaml.safe_dump(spec))
     with pytest.raises(VidretError, match="'third' compares to 'CMGSD', which is not a variant"):
         load_experiment(path)
+
+
+def test_one_seed_with_folds_spreads_and_pairs_over_folds() -> None:
+    def run(variant: str, fold: int, rsum: float) -> dict:
+        m = {"R@1": 1.0, "R@5": 2.0, "R@10": 3.0, "MdR": 4.0, "MnR": 5.0}
+        return {"variant": variant, "seed": 0, "fold": fold,
+                "val": {"t2v": m, "v2t": m, "Rsum": rsum}}  # fmt: skip
+
+    results = {
+        "experiment": "grid",
+        "variants": ["a", "b"],
+        "seeds": [0],
+        "folds": 3,
+        "runs": [
+            run("a", 0, 100),
+            run("a", 1, 110),
+            run("a", 2, 120),
+            run("b", 0, 105),
+            run("b", 1, 116),
+            run("b", 2, 124),
+        ],
+    }
+    table = results_table(results, part="val")
+    assert "mean +- std over 3 folds (one seed; tests paired by fold)" in table
+    assert "| variant | folds |" in table
+    assert "| b | 3 |" in table and "**115.0 +- 9.5**" in table  # the folds' spread
+    assert "+5.0 (p = 0.013, n = 3)" in table  # paired fold by fold: 5, 6, 4
+    results["seeds"] = [0, 1]  # several seeds: folds are averaged into each seed's number
+    assert "mean over 3 folds, then mean +- std over seeds" in results_table(results, "val")

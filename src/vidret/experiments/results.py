@@ -97,17 +97,22 @@ def results_table(results: dict[str, Any], part: str = "test") -> str:
         for method in methods:  # a normalized row is tested against its own plain row
             rows[f"{v} + {NORMALIZATION_NAMES[method]}"] = {}
             references[f"{v} + {NORMALIZATION_NAMES[method]}"] = [v]
-    by_fold: dict[str, dict[int, list[dict[str, Any]]]] = {v: {} for v in rows}
+    folds = results.get("folds") or 0
+    # One seed with folds (a tuning grid): the folds are the units, spread and pairing
+    # over them; else the folds of a seed are averaged into the seed's number.
+    per_fold = bool(folds) and len(results.get("seeds") or []) == 1
+    by_unit: dict[str, dict[int, list[dict[str, Any]]]] = {v: {} for v in rows}
     for run in results["runs"]:
+        unit = run.get("fold") if per_fold else run["seed"]
         if run.get(part):
-            by_fold[run["variant"]].setdefault(run["seed"], []).append(run[part])
+            by_unit[run["variant"]].setdefault(unit, []).append(run[part])
         for method in methods:
             scored = (run.get("test_normalized") or {}).get(method)
             if scored:
                 row = f"{run['variant']} + {NORMALIZATION_NAMES[method]}"
-                by_fold[row].setdefault(run["seed"], []).append(scored)
-    for row, seeds in by_fold.items():  # folds of a seed: their mean is the seed's number
-        rows[row] = {seed: _mean_metrics(folds) for seed, folds in seeds.items()}
+                by_unit[row].setdefault(unit, []).append(scored)
+    for row, units in by_unit.items():  # a seed's folds: their mean is the seed's number
+        rows[row] = {unit: _mean_metrics(runs) for unit, runs in units.items()}
     # bold marks the best plain row: normalized numbers are not compared with plain ones
     means = {
         v: {c: statistics.mean(_value(m, *c) for m in by_seed.values()) for c in COLUMNS}
@@ -124,17 +129,17 @@ def results_table(results: dict[str, Any], part: str = "test") -> str:
     tests = max(len(r) for r in references.values())
     header = [
         "variant",
-        "seeds",
+        "folds" if per_fold else "seeds",
         *(f"{d} {k}" if d else k for d, k in COLUMNS),
         f"Rsum vs {first} (paired t-test)" if one_reference else "Rsum vs (paired t-test)",
         *(f"Rsum vs (paired t-test {i + 1})" for i in range(1, tests)),
     ]
-    folds = results.get("folds") or 0
-    over = (
-        f"{part} split, mean over {folds} folds, then mean +- std over seeds"
-        if folds
-        else (f"{part} split, mean +- std over seeds")
-    )
+    if per_fold:
+        over = f"{part} split, mean +- std over {folds} folds (one seed; tests paired by fold)"
+    elif folds:
+        over = f"{part} split, mean over {folds} folds, then mean +- std over seeds"
+    else:
+        over = f"{part} split, mean +- std over seeds"
     lines = [
         f"# {results['experiment']}: {over}",
         "",
