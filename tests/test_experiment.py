@@ -84,22 +84,29 @@ def test_experiment_runs_resumes_and_tabulates(tmp_path: Path, demo_dir: Path) -
     assert "neither a run folder" in str(bad.exception)
 
 
-def test_paired_difference_in_the_table() -> None:
-    def run(variant: str, seed: int, rsum: float) -> dict:
-        m = {"R@1": 1.0, "R@5": 2.0, "R@10": 3.0, "MdR": 4.0, "MnR": 5.0}
-        return {"variant": variant, "seed": seed, "test": {"t2v": m, "v2t": m, "Rsum": rsum}}
+def scored_run(variant: str, seed: int, rsum: float, part: str = "test", **more: int) -> dict:
+    """A results.json run whose only differing number is its Rsum."""
+    m = {"R@1": 1.0, "R@5": 2.0, "R@10": 3.0, "MdR": 4.0, "MnR": 5.0}
+    return {"variant": variant, "seed": seed, part: {"t2v": m, "v2t": m, "Rsum": rsum}, **more}
 
+
+# variant, seed (or fold), Rsum: b beats a by 5, 6 and 4
+AB_RSUMS = [
+    ("a", 0, 100),
+    ("a", 1, 110),
+    ("a", 2, 120),
+    ("b", 0, 105),
+    ("b", 1, 116),
+    ("b", 2, 124),
+]
+
+
+def test_paired_difference_in_the_table() -> None:
+    run = scored_run
     results = {
         "experiment": "x",
         "variants": ["a", "b"],
-        "runs": [
-            run("a", 0, 100),
-            run("a", 1, 110),
-            run("a", 2, 120),
-            run("b", 0, 105),
-            run("b", 1, 116),
-            run("b", 2, 124),
-        ],
+        "runs": [run(v, unit, rsum) for v, unit, rsum in AB_RSUMS],
     }
     table = results_table(results)
     assert "+5.0 (p = 0.0" in table  # differences 5, 6, 4: consistent, small p
@@ -278,23 +285,14 @@ def test_compare_to_names_variants(tmp_path: Path, demo_dir: Path) -> None:
 
 def test_one_seed_with_folds_spreads_and_pairs_over_folds() -> None:
     def run(variant: str, fold: int, rsum: float) -> dict:
-        m = {"R@1": 1.0, "R@5": 2.0, "R@10": 3.0, "MdR": 4.0, "MnR": 5.0}
-        return {"variant": variant, "seed": 0, "fold": fold,
-                "val": {"t2v": m, "v2t": m, "Rsum": rsum}}  # fmt: skip
+        return scored_run(variant, 0, rsum, part="val", fold=fold)
 
     results = {
         "experiment": "grid",
         "variants": ["a", "b"],
         "seeds": [0],
         "folds": 3,
-        "runs": [
-            run("a", 0, 100),
-            run("a", 1, 110),
-            run("a", 2, 120),
-            run("b", 0, 105),
-            run("b", 1, 116),
-            run("b", 2, 124),
-        ],
+        "runs": [run(v, unit, rsum) for v, unit, rsum in AB_RSUMS],
     }
     table = results_table(results, part="val")
     assert "mean +- std over 3 folds (one seed; tests paired by fold)" in table

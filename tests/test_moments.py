@@ -175,19 +175,31 @@ def test_windows_and_suppression_by_hand() -> None:
     assert non_maximum_suppression(windows[:1], scores[:1], keep=3).tolist() == [[0, 10]] * 3
 
 
-def test_eval_on_a_moment_dataset_reports_moment_metrics(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def trained_moments(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A tiny model trained on 40 clips (their default split), and the moment dataset of
+    those clips."""
     from helpers import TINY
 
-    src = clip_dataset(tmp_path / "clips", n=40)
+    root = tmp_path_factory.mktemp("moments")
+    src = clip_dataset(root / "clips", n=40)
     runner = CliRunner()
-    run = tmp_path / "run"
+    run = root / "run"
     args = ["train", "--data", str(src), "--out", str(run), "--quiet",
             "--config", "configs/meanpool-infonce.yaml"]  # fmt: skip
     for item in [*TINY, "train.epochs=1", "train.batch_size=8"]:
         args += ["--set", item]
     assert runner.invoke(app, args, catch_exceptions=False).exit_code == 0
-    moments = tmp_path / "moments"
+    moments = root / "moments"
     assert runner.invoke(app, ["data", "moments", str(src), str(moments)]).exit_code == 0
+    return run, moments
+
+
+def test_eval_on_a_moment_dataset_reports_moment_metrics(
+    trained_moments: tuple[Path, Path],
+) -> None:
+    run, moments = trained_moments
+    runner = CliRunner()
     shown = runner.invoke(app, ["eval", "--run", str(run), "--data", str(moments),
                                 "--split", "test", "--json"])  # fmt: skip
     assert shown.exit_code == 0, shown.output
@@ -199,7 +211,7 @@ def test_eval_on_a_moment_dataset_reports_moment_metrics(tmp_path: Path) -> None
         assert 0 <= body[key] <= 100 and body[key] == body["moments"][key]
     assert body["R5@0.3"] >= body["R1@0.3"] >= body["R1@0.7"]
     plain = runner.invoke(app, ["eval", "--run", str(run)])  # clip data: no moment line
-    assert plain.exit_code == 0 and "moments" not in plain.output
+    assert plain.exit_code == 0 and "sliding windows" not in plain.output
 
 
 def test_segments_and_their_merging_by_hand() -> None:
@@ -226,22 +238,13 @@ def test_segments_and_their_merging_by_hand() -> None:
     assert [(s, m["segment"]) for s, m in joined] == [(0.9, [0, 30])]
 
 
-def test_segment_index_returns_moments(tmp_path: Path) -> None:
+def test_segment_index_returns_moments(trained_moments: tuple[Path, Path], tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
-    from helpers import TINY
     from vidret.search.server import create_app
 
-    src = clip_dataset(tmp_path / "clips", n=40)
+    run, moments = trained_moments
     runner = CliRunner()
-    run = tmp_path / "run"
-    args = ["train", "--data", str(src), "--out", str(run), "--quiet",
-            "--config", "configs/meanpool-infonce.yaml"]  # fmt: skip
-    for item in [*TINY, "train.epochs=1", "train.batch_size=8"]:
-        args += ["--set", item]
-    assert runner.invoke(app, args, catch_exceptions=False).exit_code == 0
-    moments = tmp_path / "moments"
-    assert runner.invoke(app, ["data", "moments", str(src), str(moments)]).exit_code == 0
     index = tmp_path / "index"
     built = runner.invoke(app, ["index", "--run", str(run), "--data", str(moments),
                                 "--out", str(index), "--segment-seconds", "3"])  # fmt: skip
