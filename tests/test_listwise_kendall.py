@@ -88,17 +88,17 @@ def context(x: torch.Tensor) -> LossContext:
     )
 
 
-def unit_vectors(n: int, seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return F.normalize(torch.randn(n, 6, generator=g) + 1.5, dim=-1)
+def random_batch(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """n caption vectors x (unit, positively correlated), their relevance x @ x.T, and
+    random similarities in [-1, 1]."""
+    torch.manual_seed(seed)
+    x = F.normalize(torch.randn(n, 6, generator=torch.Generator().manual_seed(seed)) + 1.5, dim=-1)
+    return x, x @ x.T, torch.rand(n, n) * 2 - 1
 
 
 @pytest.mark.parametrize("weight", [0.0, 0.5, 1.0])
 def test_sndcg_matches_listwise_itr(weight: float) -> None:
-    torch.manual_seed(0)
-    x = unit_vectors(10, 0)
-    relevance = x @ x.T
-    sims = torch.rand(10, 10) * 2 - 1
+    x, relevance, sims = random_batch(10, 0)
     ours = SmoothNDCGLoss(margin=0.2, tau=0.05, weight=weight)(sims, context(x)).total
     theirs = (1 - weight) * reference_triplet_hn(sims.T, 0.2) + weight * reference_sndcg(
         sims.T, (1 + relevance) / 2, 0.05
@@ -119,10 +119,7 @@ def test_sndcg_special_cases() -> None:
 
 @pytest.mark.parametrize("gap", [0.0, 0.1, 0.3])
 def test_kendall_matches_itm_cls(gap: float) -> None:
-    torch.manual_seed(1)
-    x = unit_vectors(9, 1)
-    relevance = x @ x.T
-    sims = torch.rand(9, 9) * 2 - 1
+    x, relevance, sims = random_batch(9, 1)
     ours = KendallRankingLoss(margin=0.2, gap=gap)(sims, context(x))
     theirs_pairwise = reference_triplet_hn(sims.T, 0.2)
     theirs = theirs_pairwise + reference_kendall(sims.T, relevance, gap)
@@ -151,10 +148,8 @@ def reference_sliding_window(
 
 @pytest.mark.parametrize(("gap", "window"), [(0.0, 1), (0.1, 3), (0.3, 2), (0.1, 50)])
 def test_kendall_sliding_window_hard_samples(gap: float, window: int) -> None:
-    torch.manual_seed(2)
-    x = unit_vectors(9, 2)
-    relevance = (x @ x.T).fill_diagonal_(1.0)
-    sims = torch.rand(9, 9) * 2 - 1
+    x, relevance, sims = random_batch(9, 2)
+    relevance.fill_diagonal_(1.0)
     ours = KendallRankingLoss(margin=0.2, gap=gap, window=window)(sims, context(x))
     theirs = (
         reference_sliding_window(sims, relevance, gap, window)

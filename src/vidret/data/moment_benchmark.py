@@ -14,9 +14,9 @@ are shuffled by `--seed` and cut into groups of K (the last group may be shorter
 lone clip left over is dropped). Everything depends only on the seeds and the ids, so
 the same command gives the same folder on every machine.
 
-Frame times: SRC's `<expert>.times.npy` where it has them, else frames evenly spaced
-over the clip's duration (`duration`, or `end - start` as MSR-VTT's clips have): frame j
-of n at (j + 0.5) x duration / n. A clip with no known duration is an error.
+Frame times: as `vidret.data.timeline.frame_times` gives them (SRC's `<expert>.times.npy`,
+or its `frame_times`, else frames evenly spaced over the clip's duration: `duration`, or
+`end - start` as MSR-VTT's clips have). A clip with no known duration is an error.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from vidret.data.dataset import VideoDataset
 from vidret.data.format import CAPTIONS_FILE, METADATA_FILE, SPLITS_DIR, VIDEOS_FILE
 from vidret.data.moments import MOMENTS_FILE, video_duration
 from vidret.data.splits import SPLIT_PARTS, resolve_split
+from vidret.data.timeline import frame_times
 from vidret.errors import VidretError
 from vidret.io import atomic_directory, save_npy_atomic, write_json_atomic, write_jsonl_atomic
 
@@ -76,7 +77,7 @@ def build_moment_dataset(
             for r in group:
                 n = int(lengths[r])
                 features[i, at : at + n] = expert.features[r, :n]
-                times[i, at : at + n] = offset + _frame_times(expert.times, r, n, durations[r])
+                times[i, at : at + n] = offset + frame_times(source, name, r)
                 at += n
                 offset += durations[r]
             new_lengths[i] = at
@@ -130,12 +131,6 @@ def build_moment_dataset(
             },
         )
     return {**{p: len(split_ids[p]) for p in SPLIT_PARTS}, "moments": len(moments)}
-
-
-def _frame_times(times: np.ndarray | None, row: int, n: int, duration: float) -> np.ndarray:
-    if times is not None and np.isfinite(times[row, :n]).all():
-        return np.asarray(times[row, :n], np.float64)
-    return (np.arange(n) + 0.5) * duration / max(n, 1)
 
 
 def _order_key(seed: int, video_id: str) -> bytes:

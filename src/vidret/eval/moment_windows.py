@@ -55,11 +55,10 @@ def non_maximum_suppression(spans: np.ndarray, scores: np.ndarray, keep: int = T
 def localize_with_windows(run: Path, data: Path, split: str = "test") -> MomentPredictions:
     """Each moment caption of `data`'s split, localized in its own video by the run."""
     from vidret.search.engine import QueryEncoder
-    from vidret.train.run import load_trained_model
 
-    cfg, model, info = load_trained_model(run)
-    torch.set_num_threads(cfg.train.threads)
-    experts = list(info["signature"]["experts"])
+    encoder = QueryEncoder(run)  # the run's model: its video side scores the windows
+    model, experts = encoder.model, encoder.experts
+    torch.set_num_threads(encoder.cfg.train.threads)
     dataset = VideoDataset.open(data)
     moments = dataset.moments
     if moments is None:
@@ -69,7 +68,6 @@ def localize_with_windows(run: Path, data: Path, split: str = "test") -> MomentP
             raise VidretError(f"{data}: the model reads expert '{name}', which it lacks")
     index = dataset.video_index()
     rows = sorted({index[v] for v in load_named_split(data, split, set(index))})
-    encoder = QueryEncoder(run)
     spans_out, truth_out = [], []
     for row in rows:
         chosen = np.flatnonzero(moments.video == row)

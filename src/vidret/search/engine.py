@@ -150,6 +150,11 @@ class SearchEngine:
     def size(self) -> int:
         return self.index.size
 
+    @property
+    def segmented(self) -> bool:
+        """An index of windows of long videos (`vidret index --segment-seconds`)."""
+        return bool(self.index.info["model"].get("segments"))
+
     def check(self, request: SearchRequest) -> SearchRequest:
         """The request with its query cleaned; a VidretError saying what is wrong."""
         query = check_query(request.query)
@@ -177,11 +182,10 @@ class SearchEngine:
                 found[i] = (scores[row], ids[row])
         faiss_s = time.perf_counter() - t1  # shared by the batch: each request counts it
         results = []
-        segmented = bool(self.index.info["model"].get("segments"))
         for i, r in enumerate(requests):
             t2 = time.perf_counter()
             scores, ids = self._rank(embedded, i, *found[i], r)
-            if segmented:  # a video's neighbouring windows: one moment
+            if self.segmented:  # a video's neighbouring windows: one moment
                 ranked = merge_hits(scores, ids, self.index.videos, min(r.k, self.size))
             else:
                 ranked = [
@@ -217,7 +221,7 @@ class SearchEngine:
         pool = k if self.index.experts is None else min(self.size, max(4 * k, 64))
         if r.normalize != "none":
             pool = min(self.size, max(10 * k, 100))
-        if self.index.info["model"].get("segments"):  # hits merge: ask for more segments
+        if self.segmented:  # hits merge: ask for more segments
             pool = min(self.size, max(10 * k, 100))
         return pool
 
@@ -237,7 +241,7 @@ class SearchEngine:
         if r.normalize != "none" and len(ids):
             order = np.argsort(-self.index.bank.rescore(scores, ids, r.normalize), kind="stable")
             scores, ids = scores[order], ids[order]
-        if self.index.info["model"].get("segments"):
+        if self.segmented:
             return scores, ids  # merged into moments, then cut to k (`merge_hits`)
         k = min(r.k, self.size)
         return scores[:k], ids[:k]

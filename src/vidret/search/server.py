@@ -39,6 +39,7 @@ from pydantic import BaseModel
 
 from vidret import __version__
 from vidret.data.file_refs import UnsafeReferenceError, safe_url, thumbnail_file, video_file
+from vidret.data.moments import video_duration
 from vidret.errors import VidretError
 from vidret.json_output import rounded
 from vidret.search.batching import MicroBatcher
@@ -255,14 +256,9 @@ def _span(meta: dict[str, Any]) -> dict[str, float]:
 
 
 def _duration(meta: dict[str, Any]) -> float | None:
-    """Seconds: `duration`, else `end - start` (a clip of a longer source, as MSR-VTT's)."""
-    number = (int, float)
-    if isinstance(meta.get("duration"), number) and not isinstance(meta["duration"], bool):
-        return round(float(meta["duration"]), 2)
-    start, end = meta.get("start"), meta.get("end")
-    if isinstance(start, number) and isinstance(end, number) and end > start:
-        return round(float(end - start), 2)
-    return None
+    """Seconds, to the hundredth (`video_duration`: `duration`, else `end - start`)."""
+    seconds = video_duration(meta)
+    return None if seconds is None else round(seconds, 2)
 
 
 def _public(meta: dict[str, Any]) -> dict[str, Any]:
