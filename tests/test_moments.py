@@ -10,34 +10,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from helpers import clip_dataset
 from vidret.cli import app
 from vidret.config import DataConfig
 from vidret.data.dataset import VideoDataset, read_dataset
 from vidret.data.splits import resolve_split
 from vidret.eval.temporal import moment_metrics, temporal_iou
-
-
-def clip_dataset(root: Path, n: int = 24, with_times: bool = False) -> Path:
-    """n clips with known durations, 3 to 6 frames of 4-d features, 2 captions each."""
-    rng = np.random.default_rng(0)
-    root.mkdir()
-    lengths = rng.integers(3, 7, n)
-    features = np.zeros((n, 6, 4), np.float32)
-    for i in range(n):
-        features[i, : lengths[i]] = rng.standard_normal((lengths[i], 4)) + i
-    np.save(root / "frames.npy", features)
-    np.save(root / "frames.lengths.npy", lengths)
-    if with_times:
-        times = np.full((n, 6), np.nan)
-        for i in range(n):
-            times[i, : lengths[i]] = np.linspace(0.1, 1.9, lengths[i])
-        np.save(root / "frames.times.npy", times)
-    videos = [{"video_id": f"clip{i:02d}", "start": 10.0, "end": 12.0 + i % 5} for i in range(n)]
-    (root / "videos.jsonl").write_text("".join(json.dumps(v) + "\n" for v in videos))
-    captions = [{"video_id": v["video_id"], "caption": f"caption {k} of {v['video_id']}"}
-                for v in videos for k in range(2)]  # fmt: skip
-    (root / "captions.jsonl").write_text("".join(json.dumps(c) + "\n" for c in captions))
-    return root
 
 
 def test_long_videos_are_their_clips_in_a_row(tmp_path: Path) -> None:

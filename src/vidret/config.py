@@ -15,12 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from vidret.errors import VidretError
 
 
-class _Section(BaseModel):
+class ConfigSection(BaseModel):
     # inf and nan are never meaningful settings (`--set train.lr=.inf` would train on NaN)
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
-class DataConfig(_Section):
+class DataConfig(ConfigSection):
     path: str | None = None  # dataset folder; None: the generated demo set
     split: Literal["random", "named", "all"] = "random"
     # random split: train/val/test counts or fractions (600/100/100 on msrvtt-1k)
@@ -36,7 +36,7 @@ class DataConfig(_Section):
     fold: int = Field(0, ge=0)
 
 
-class TextConfig(_Section):
+class TextConfig(ConfigSection):
     # sentence: frozen Sentence-BERT vectors; tokens: frozen token features + trainable
     # aggregator; finetune: the transformer itself is trained (slow on CPU)
     encoder: Literal["sentence", "tokens", "finetune"] = "sentence"
@@ -57,7 +57,7 @@ class TextConfig(_Section):
         return self
 
 
-class ModelConfig(_Section):
+class ModelConfig(ConfigSection):
     backbone: Literal["meanpool", "mmt", "ce", "dual"] = "meanpool"
     embed_dim: int = Field(256, ge=8)
     hidden_dim: int = Field(512, ge=8)
@@ -86,7 +86,7 @@ class ModelConfig(_Section):
         return self
 
 
-class LossConfig(_Section):
+class LossConfig(ConfigSection):
     # adaptive_infonce: InfoNCE whose negatives are raised by CMGSD's adaptive margins
     # unified: the unified pair-similarity loss, gamma = 1 / temperature, with loss.margin;
     # sndcg: triplet + Smooth-NDCG (listwise); bcls: triplet + Kendall ranking loss
@@ -136,7 +136,7 @@ class LossConfig(_Section):
     dynamic_text: Literal["embeddings", "encoder"] = "embeddings"
 
 
-class TrainConfig(_Section):
+class TrainConfig(ConfigSection):
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(128, ge=2)
     lr: float = Field(1e-3, gt=0.0)
@@ -167,7 +167,7 @@ class TrainConfig(_Section):
         return value
 
 
-class RunConfig(_Section):
+class RunConfig(ConfigSection):
     data: DataConfig = Field(default_factory=DataConfig)
     text: TextConfig = Field(default_factory=TextConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -180,6 +180,15 @@ class RunConfig(_Section):
 
 def load_config(path: Path | str | None = None, overrides: list[str] | None = None) -> RunConfig:
     """Read a YAML config (or the defaults) and apply `key=value` overrides."""
+    raw, source = read_config_mapping(path, overrides)
+    return parse_config(raw, source)
+
+
+def read_config_mapping(
+    path: Path | str | None, overrides: list[str] | None = None
+) -> tuple[dict[str, Any], str]:
+    """A YAML config file as a mapping (empty without a file) with `key=value` overrides
+    applied, and the name of its source for error messages."""
     raw: dict[str, Any] = {}
     source = "defaults"
     if path is not None:
@@ -201,7 +210,7 @@ def load_config(path: Path | str | None = None, overrides: list[str] | None = No
             raise VidretError(f"{path}: a config must be a mapping of sections")
     for item in overrides or []:
         _apply_override(raw, item)
-    return parse_config(raw, source)
+    return raw, source
 
 
 def parse_config(raw: Any, source: str) -> RunConfig:
@@ -211,7 +220,7 @@ def parse_config(raw: Any, source: str) -> RunConfig:
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as e:
-        raise VidretError(_explain(e, source)) from None
+        raise VidretError(explain_validation(e, source)) from None
 
 
 def _apply_override(raw: dict[str, Any], item: str) -> None:
@@ -232,7 +241,7 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
         raise VidretError(f"--set {item!r}: the value is not valid YAML") from None
 
 
-def _explain(error: ValidationError, source: str) -> str:
+def explain_validation(error: ValidationError, source: str) -> str:
     lines = [f"invalid config ({source}):"]
     for err in error.errors():
         key = ".".join(str(p) for p in err["loc"])

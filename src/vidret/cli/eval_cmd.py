@@ -66,11 +66,15 @@ def eval_command(
     """Score a trained run (--run) or a similarity matrix (--sims): R@1/5/10, MdR, MnR, Rsum."""
     from vidret.eval.normalization import Normalization, normalized_metrics
     from vidret.eval.scoring import score_run
-    from vidret.eval.table import format_metrics
+    from vidret.eval.table import format_metrics, format_moment_metrics
     from vidret.json_output import dumps
 
     if (run is None) == (sims is None):
         raise VidretError("give either --run RUN_DIR or --sims FILE")
+    if run is not None and _is_moment_run(run):  # CDNet: where in each video, no ranking
+        metrics = _cdnet_metrics(run, data, split)
+        typer.echo(dumps(metrics, indent=2) if as_json else format_moment_metrics(metrics))
+        return
     norm = Normalization(method=normalize, temperature=temperature, beta=beta)  # type: ignore[arg-type]
     bank: QueryBank | None = None
     if run is not None:
@@ -117,6 +121,28 @@ def _moment_metrics(run: Path, data: Path | None, split: str | None) -> dict:
     )
     return {**scores, "moments": {"method": "sliding windows", "queries": len(found.truth),
                                   **scores}}  # fmt: skip
+
+
+def _is_moment_run(run: Path) -> bool:
+    from vidret.moments.localize import is_moment_run
+
+    return is_moment_run(run)
+
+
+def _cdnet_metrics(run: Path, data: Path | None, split: str | None) -> dict:
+    """A CDNet run's moment metrics on its data's (or `data`'s) split, default test."""
+    from vidret.eval.temporal import moment_metrics
+    from vidret.moments.localize import localize_with_cdnet
+    from vidret.train.run import read_model_info
+
+    root = data if data is not None else Path(read_model_info(run)["data"])
+    found = localize_with_cdnet(run, root, split or "test")
+    scores = moment_metrics(found.spans, found.truth)
+    typer.echo(
+        f"moments: {len(found.truth)} captions in {found.videos} videos, localized by CDNet",
+        err=True,
+    )
+    return {**scores, "moments": {"method": "cdnet", "queries": len(found.truth), **scores}}
 
 
 # .npz arrays of QB-Norm's query bank, beside 'sims' and 'caption_to_video'

@@ -80,6 +80,9 @@ def train_command(
     from vidret.train.trainer import train
 
     overrides = list(set_ or [])
+    if _moment_task(config, out if resume else None):
+        _train_moments(data, config, out, seed, overrides, resume, quiet)
+        return
     if resume:
         if out is None:
             raise VidretError("--resume needs --out RUN_DIR, the run to continue")
@@ -104,6 +107,61 @@ def train_command(
     result = train(cfg, out, data_root, resume=resume, progress=not quiet)
     if int(os.environ.get("RANK", "0")) == 0:
         _report(out, result)
+
+
+def _moment_task(config: Path | None, resumed: Path | None) -> bool:
+    """A moment-localization run: a config with `task: moments`, or such a run resumed."""
+    from vidret.moments.config import is_moment_config
+    from vidret.moments.localize import is_moment_run
+
+    return is_moment_config(config) or (resumed is not None and is_moment_run(resumed))
+
+
+def _train_moments(
+    data: Path | None,
+    config: Path | None,
+    out: Path | None,
+    seed: int | None,
+    overrides: list[str],
+    resume: bool,
+    quiet: bool,
+) -> None:
+    from vidret.eval.table import format_moment_metrics
+    from vidret.moments.config import load_moment_config, parse_moment_config
+    from vidret.moments.trainer import train_moments
+    from vidret.train.run import CONFIG, read_model_info
+
+    if resume:
+        assert out is not None
+        if config is not None or overrides or seed is not None:
+            raise VidretError(
+                "--resume continues a run with its saved config; drop --config/--set/--seed"
+            )
+        import yaml
+
+        cfg = parse_moment_config(yaml.safe_load((out / CONFIG).read_text()), str(out / CONFIG))
+        data_root = Path(read_model_info(out)["data"])
+    else:
+        if seed is not None:
+            overrides.append(f"train.seed={seed}")
+        cfg = load_moment_config(config, overrides)
+        data_root = data or (Path(cfg.data.path) if cfg.data.path else None)
+        if data_root is None:
+            raise VidretError(
+                "a moment run needs --data DIR, a folder with moments.jsonl (build one with "
+                "`vidret data moments SRC DST --clips 4`)"
+            )
+        if out is None:
+            assert config is not None
+            out = Path("runs") / f"{config.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+        cfg.data.path = str(Path(data_root).resolve())
+    result = train_moments(cfg, out, Path(data_root), resume=resume, progress=not quiet)
+    typer.echo(f"run folder: {out}")
+    typer.echo(f"best epoch: {result['best_epoch']} of {result['epochs_run']}")
+    for part in ("val", "test"):
+        if result.get(part):
+            typer.echo(f"{part} moments: " + format_moment_metrics(result[part]))
+    typer.echo(dumps({"run": str(out), "test_R1@0.5": (result.get("test") or {}).get("R1@0.5")}))
 
 
 def _demo_dataset() -> Path:

@@ -15,6 +15,12 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     rows.append(f"Rsum {metrics['Rsum']:.2f}")
     if "moments" in metrics:  # a moment dataset: where in each video, too
         m = metrics["moments"]
-        cells = "  ".join(f"{k} {m[k]:.2f}" for k in m if k[0] == "R" or k == "mIoU")
-        rows.append(f"moments ({m['method']}, {m['queries']} captions): {cells}")
+        rows.append(
+            f"moments ({m['method']}, {m['queries']} captions): " + format_moment_metrics(m)
+        )
     return "\n".join(rows)
+
+
+def format_moment_metrics(metrics: dict[str, Any]) -> str:
+    """`R1@0.3 41.20  R1@0.5 ...  mIoU 38.10` from moment metrics (other keys skipped)."""
+    return "  ".join(f"{k} {v:.2f}" for k, v in metrics.items() if k[0] == "R" or k == "mIoU")

@@ -75,7 +75,7 @@ def read_model_info(run_dir: Path) -> dict[str, Any]:
         ) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise VidretError(f"{path}: unreadable ({e}); the run folder is damaged") from None
-    if not isinstance(info, dict) or "signature" not in info:
+    if not isinstance(info, dict) or ("signature" not in info and "task" not in info):
         raise VidretError(f"{path}: not a vidret model description (no 'signature')")
     return info
 
@@ -84,8 +84,14 @@ def load_trained_model(
     run_dir: Path, checkpoint: Path = BEST
 ) -> tuple[RunConfig, RetrievalModel, dict[str, Any]]:
     """The run's config, its model with the chosen checkpoint's weights, and model.json."""
-    cfg = read_run_config(run_dir)
     info = read_model_info(run_dir)
+    if "signature" not in info:  # a moment-localization run (CDNet)
+        raise VidretError(
+            f"{run_dir}: a {info.get('task')} run; it localizes moments in a video "
+            "(`vidret eval`, `vidret search --refine`) and cannot embed videos or captions: "
+            "give a retrieval run"
+        )
+    cfg = read_run_config(run_dir)
     signature = ModelSignature(**info["signature"])
     model = build_model(cfg, signature, info["text_model"])
     state = load_checkpoint(run_dir / checkpoint)

@@ -1,0 +1,1 @@
+"""Moment localization: CDNet runs (config, data, training, localizing)."""
