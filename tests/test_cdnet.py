@@ -102,14 +102,20 @@ def _train(data: Path, out: Path, *extra: str, code: int = 0) -> CliRunner:
     return result
 
 
+@pytest.fixture(scope="module")
+def cdnet_run(moment_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    whole = tmp_path_factory.mktemp("cdnet-run") / "whole"
+    shown = _train(moment_data, whole)
+    assert "test moments: R1@0.3" in shown.output
+    return whole
+
+
 def test_cdnet_trains_resumes_exactly_and_evaluates(
-    moment_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    moment_data: Path, cdnet_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from vidret.moments import trainer
 
-    whole = tmp_path / "whole"
-    shown = _train(moment_data, whole)
-    assert "test moments: R1@0.3" in shown.output
+    whole = cdnet_run
     info = json.loads((whole / "model.json").read_text())
     assert info["task"] == "moments" and info["expert"] == "frames"
     assert len((whole / "metrics.jsonl").read_text().splitlines()) == 2
@@ -150,14 +156,16 @@ def test_frames_beyond_max_frames_are_pooled(moment_data: Path) -> None:
     data = MomentData(moment_data, cfg, progress=False)
     full = MomentData(moment_data, load_moment_config("configs/cdnet.yaml", TINY_CDNET), False)
     row = 0
-    n = len(full.times(row))
-    assert n > 4 and len(data.times(row)) == 4
+    pooled, whole = data.video(row), full.video(row)
+    n = len(whole.times)
+    assert n > 4 and len(pooled.times) == 4
     groups = np.round(np.linspace(0, n, 5)).astype(int)
     for g in range(4):  # each pooled frame is the mean of its run, spanning its time
         run = slice(groups[g], groups[g + 1])
-        assert np.allclose(data.frames(row)[g], full.frames(row)[run].mean(0), atol=1e-6)
-        assert data.edges(row)[g] == full.edges(row)[groups[g]]
-    assert data.edges(row)[-1] == full.edges(row)[-1]
+        assert np.allclose(pooled.features[g], whole.features[run].mean(0), atol=1e-6)
+        assert np.isclose(pooled.times[g], whole.times[run].mean())
+        assert pooled.edges[g] == whole.edges[groups[g]]
+    assert pooled.edges[-1] == whole.edges[-1]
 
 
 def test_a_moment_config_needs_moment_data(tmp_path: Path, demo_dir: Path) -> None:
@@ -165,3 +173,52 @@ def test_a_moment_config_needs_moment_data(tmp_path: Path, demo_dir: Path) -> No
                                    str(demo_dir), "--out", str(tmp_path / "r")])  # fmt: skip
     assert out.exit_code != 0 and "no moment captions" in str(out.exception)
     assert "vidret data moments" in str(out.exception)
+
+
+def test_search_hits_are_refined_by_cdnet(
+    moment_data: Path, cdnet_run: Path, tmp_path: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from helpers import TINY
+    from vidret.data.dataset import VideoDataset
+    from vidret.search.server import create_app
+
+    runner = CliRunner()
+    run = tmp_path / "retrieval"
+    args = ["train", "--data", str(moment_data.parent / "clips"), "--out", str(run), "--quiet",
+            "--config", "configs/meanpool-infonce.yaml"]  # fmt: skip
+    for item in [*TINY, "train.epochs=1", "train.batch_size=8"]:
+        args += ["--set", item]
+    assert runner.invoke(app, args, catch_exceptions=False).exit_code == 0
+    index = tmp_path / "index"
+    built = runner.invoke(app, ["index", "--run", str(run), "--data", str(moment_data),
+                                "--out", str(index), "--segment-seconds", "3"])  # fmt: skip
+    assert built.exit_code == 0, built.output
+    plain = json.loads(runner.invoke(app, ["search", str(index), "caption 1", "--json"]).stdout)
+    shown = runner.invoke(app, ["search", str(index), "caption 1", "--json", "--refine",
+                                str(cdnet_run)])  # fmt: skip
+    assert shown.exit_code == 0, shown.output
+    refined = json.loads(shown.stdout)["results"]
+    durations = {v["video_id"]: v["duration"] for v in VideoDataset.open(moment_data).videos}
+    # the same hits in the same order, each span placed by CDNet near its window
+    assert [(h["video_id"], h["score"]) for h in refined] == [
+        (h["video_id"], h["score"]) for h in plain["results"]]  # fmt: skip
+    for hit, before in zip(refined, plain["results"], strict=True):
+        assert hit["coarse_segment"] == before["segment"]
+        lo, hi = before["segment"]
+        assert max(0, lo - (hi - lo)) - 1e-6 <= hit["segment"][0] < hit["segment"][1]
+        assert hit["segment"][1] <= min(durations[hit["video_id"]], hi + (hi - lo)) + 1e-6
+    body = (
+        TestClient(create_app(index, refine=cdnet_run))
+        .get("/search", params={"q": "caption 1", "k": 3})
+        .json()
+    )
+    assert [[h["start"], h["end"]] for h in body["results"]] == [
+        h["segment"] for h in refined[:3]]  # fmt: skip
+    # a whole-video index has no moments to refine
+    whole = tmp_path / "whole-index"
+    assert runner.invoke(app, ["index", "--run", str(run), "--data", str(moment_data),
+                               "--out", str(whole)]).exit_code == 0  # fmt: skip
+    bad = runner.invoke(app, ["search", str(whole), "caption 1", "--refine", str(cdnet_run)])
+    assert bad.exit_code != 0 and "--segment-seconds" in str(bad.exception)

@@ -20,8 +20,15 @@ def search_command(
             "dual_softmax or qbnorm"
         ),
     ] = "none",
+    refine: Annotated[
+        Path | None,
+        typer.Option(
+            help="a CDNet run (configs/cdnet.yaml): on an index of segments, each hit's "
+            "start and end are placed by CDNet"
+        ),
+    ] = None,
 ) -> None:
-    """Print the best-matching videos with their scores."""
+    """Print the best-matching videos (or moments) with their scores."""
     import faiss
 
     from vidret.json_output import dumps
@@ -36,7 +43,7 @@ def search_command(
     check_k(k)
     check_normalization_name(normalize)
     faiss.omp_set_num_threads(1)  # one query: FAISS's threads cost more than they save
-    result = SearchEngine(index).search(query, k, normalize)
+    result = SearchEngine(index, refine=refine).search(query, k, normalize)
     if as_json:
         rows = [{"rank": h.rank, "score": h.score, **h.video} for h in result.hits]
         body = {

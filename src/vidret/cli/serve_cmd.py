@@ -47,6 +47,13 @@ def serve_command(
             max=64,
         ),
     ] = 1,
+    refine: Annotated[
+        Path | None,
+        typer.Option(
+            help="a CDNet run (configs/cdnet.yaml): on an index of segments, each hit's "
+            "start and end are placed by CDNet"
+        ),
+    ] = None,
 ) -> None:
     """Serve http://HOST:PORT/ (search page), /search, /videos/{id}, /health, /docs."""
     import json
@@ -65,6 +72,7 @@ def serve_command(
         "window_ms": batch_window_ms,
         "cache_size": cache,
         "threads": threads,
+        "refine": str(refine) if refine else None,
     }
     os.environ[SERVE_SETTINGS] = json.dumps(settings)
     app = app_from_environment()  # also checks the index and the model before serving

@@ -11,6 +11,7 @@ tokens) and cached with the dataset (`vidret.text.cache`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -63,9 +64,7 @@ class MomentData:
         self.expert = choose_expert(self.dataset, cfg.data.expert)
         self.video_dim = self.dataset.experts[self.expert].dim
         self.max_frames = cfg.data.max_frames
-        self._groups: dict[int, np.ndarray] = {}
-        self._edges: dict[int, np.ndarray] = {}
-        self._times: dict[int, np.ndarray] = {}
+        self._videos: dict[int, VideoFrames] = {}
         self.text_model = resolve_model_path(cfg.text.model)
         cache = TextFeatureCache.for_dataset(
             root, self.text_model, with_tokens=True, max_tokens=cfg.text.max_tokens
@@ -81,66 +80,31 @@ class MomentData:
         rows = {index[v] for v in load_named_split(self.root, name, set(index))}
         return np.flatnonzero(np.isin(self.moments.video, sorted(rows)))
 
-    def groups(self, row: int) -> np.ndarray:
-        """Where each of video `row`'s (pooled) frames begins among its stored frames, and
-        where the last ends: `[frames + 1]` indices."""
-        if row not in self._groups:
-            n = int(self.dataset.experts[self.expert].lengths[row])
-            m = min(n, self.max_frames)
-            self._groups[row] = np.round(np.linspace(0, n, m + 1)).astype(np.int64)
-        return self._groups[row]
-
-    def times(self, row: int) -> np.ndarray:
-        """Seconds of each (pooled) frame of video `row`: the mean of its stored frames'."""
-        if row not in self._times:
-            stored = frame_times(self.dataset, self.expert, row)
-            self._times[row] = _group_means(stored, self.groups(row))
-        return self._times[row]
+    def video(self, row: int) -> VideoFrames:
+        """Video `row`'s frames as CDNet reads them (cached: the same for every caption)."""
+        if row not in self._videos:
+            self._videos[row] = read_frames(self.dataset, self.expert, row, self.max_frames)
+        return self._videos[row]
 
     def edges(self, row: int) -> np.ndarray:
-        """Seconds where each (pooled) frame of video `row` starts and ends (`[frames + 1]`):
-        a pooled frame spans its stored frames."""
-        if row not in self._edges:
-            stored = frame_times(self.dataset, self.expert, row)
-            duration = video_duration(self.dataset.videos[row])
-            edges = frame_edges(stored, duration if duration else float(stored[-1]))
-            self._edges[row] = edges[self.groups(row)]
-        return self._edges[row]
-
-    def frames(self, row: int) -> np.ndarray:
-        """`[frames, dim]` float32: video `row`'s features, pooled to at most max_frames."""
-        n = int(self.dataset.experts[self.expert].lengths[row])
-        stored = np.asarray(self.dataset.experts[self.expert].features[row, :n], np.float32)
-        return _group_means(stored, self.groups(row))
+        return self.video(row).edges
 
     def batch(self, indices: np.ndarray) -> tuple[MomentBatch, MomentTargets]:
         """Moment captions `indices`, each with its whole video, padded."""
-        rows = self.moments.video[indices]
-        lengths = [len(self.times(int(r))) for r in rows]
-        frames = np.zeros((len(indices), max(lengths), self.video_dim), np.float32)
-        position = np.zeros((len(indices), max(lengths)), np.float32)
-        edges = np.zeros((len(indices), max(lengths) + 1), np.float32)
-        inside = np.zeros((len(indices), max(lengths)), np.float32)
+        videos = [self.video(int(r)) for r in self.moments.video[indices]]
+        longest = max(len(v.times) for v in videos)
+        edges = np.ones((len(indices), longest + 1), np.float32)
+        inside = np.zeros((len(indices), longest), np.float32)
         first = np.zeros(len(indices), np.int64)
         last = np.zeros(len(indices), np.int64)
         span = np.zeros((len(indices), 2), np.float32)
-        for b, (i, row, n) in enumerate(zip(indices, rows, lengths, strict=True)):
-            frames[b, :n] = self.frames(int(row))
-            e = self.edges(int(row))
-            duration = e[-1]
-            position[b, :n] = self.times(int(row)) / duration
-            edges[b, : n + 1] = e / duration
-            edges[b, n + 1 :] = 1.0
+        for b, (i, video) in enumerate(zip(indices, videos, strict=True)):
+            n, duration = len(video.times), video.edges[-1]
+            edges[b, : n + 1] = video.edges / duration
             start, end = self.moments.start[i], self.moments.end[i]
-            first[b], last[b], inside[b, :n] = target_frames(e, start, end)
+            first[b], last[b], inside[b, :n] = target_frames(video.edges, start, end)
             span[b] = (start / duration, end / duration)
-        mask = np.arange(max(lengths))[None] < np.asarray(lengths)[:, None]
-        batch = MomentBatch(
-            frames=torch.from_numpy(frames),
-            frame_mask=torch.from_numpy(mask),
-            position=torch.from_numpy(position),
-            **text_inputs(self.texts, indices),
-        )
+        batch = MomentBatch(**frame_inputs(videos), **text_inputs(self.texts, indices))
         targets = MomentTargets(
             torch.from_numpy(first),
             torch.from_numpy(last),
@@ -149,6 +113,65 @@ class MomentData:
             torch.from_numpy(span),
         )
         return batch, targets
+
+
+@dataclass
+class VideoFrames:
+    """The frames of a video (or of a window of it) as CDNet reads them."""
+
+    features: np.ndarray  # float32 [frames, dim]
+    times: np.ndarray  # [frames] seconds
+    edges: np.ndarray  # [frames + 1] seconds: where each frame starts and ends
+
+
+def read_frames(
+    dataset: VideoDataset,
+    expert: str,
+    row: int,
+    max_frames: int,
+    window: tuple[float, float] | None = None,
+) -> VideoFrames:
+    """Video `row`'s frames of `expert` (those whose time lies in `window`, if given,
+    at least the nearest one), pooled to at most `max_frames`: each pooled frame the mean
+    of a run of neighbours, spanning their time. Reads only the frames it keeps."""
+    stored = dataset.experts[expert]
+    times = frame_times(dataset, expert, row)
+    duration = video_duration(dataset.videos[row])
+    edges = frame_edges(times, duration if duration else float(times[-1]))
+    first, last = 0, len(times)
+    if window is not None:
+        inside = np.flatnonzero((times >= window[0]) & (times < window[1]))
+        if len(inside):
+            first, last = int(inside[0]), int(inside[-1]) + 1
+        else:  # a window between two frames: the nearest one
+            first = int(np.argmin(np.abs(times - (window[0] + window[1]) / 2)))
+            last = first + 1
+    features = np.asarray(stored.features[row, first:last], np.float32)
+    n = last - first
+    groups = np.round(np.linspace(0, n, min(n, max_frames) + 1)).astype(np.int64)
+    return VideoFrames(
+        _group_means(features, groups),
+        _group_means(times[first:last], groups),
+        edges[first : last + 1][groups],
+    )
+
+
+def frame_inputs(videos: list[VideoFrames]) -> dict[str, torch.Tensor]:
+    """The `frames`, `frame_mask` and `position` fields of a MomentBatch: positions are
+    fractions of each video's (or window's) span."""
+    longest = max(len(v.times) for v in videos)
+    frames = np.zeros((len(videos), longest, videos[0].features.shape[1]), np.float32)
+    position = np.zeros((len(videos), longest), np.float32)
+    for b, v in enumerate(videos):
+        n, start, length = len(v.times), v.edges[0], v.edges[-1] - v.edges[0]
+        frames[b, :n] = v.features
+        position[b, :n] = (v.times - start) / max(length, 1e-9)
+    lengths = np.array([len(v.times) for v in videos])
+    return {
+        "frames": torch.from_numpy(frames),
+        "frame_mask": torch.from_numpy(np.arange(longest)[None] < lengths[:, None]),
+        "position": torch.from_numpy(position),
+    }
 
 
 def text_inputs(texts: EncodedTexts, indices: np.ndarray) -> dict[str, torch.Tensor]:

@@ -17,6 +17,7 @@ from vidret.models.types import Embeddings, TextBatch
 from vidret.search.concepts import NUM_CONCEPTS, ConceptQueryEncoder
 from vidret.search.index import VideoIndex, checkpoint_digest, flatten
 from vidret.search.query_cache import QueryCache
+from vidret.search.refine import MomentRefiner
 from vidret.search.segments import merge_hits
 from vidret.search.zero_shot_index import FusedQueryEncoder, zero_shot_encoder
 from vidret.text.onnx_encoder import OnnxSentenceEncoder
@@ -121,9 +122,17 @@ class SearchEngine:
     queries (0: none), so a repeated query skips the encoder.
     """
 
-    def __init__(self, index_dir: Path, cache_size: int = 0):
+    def __init__(self, index_dir: Path, cache_size: int = 0, refine: Path | None = None):
         self.index = VideoIndex.load(index_dir)
         self.cache = QueryCache(cache_size)
+        self.refiner: MomentRefiner | None = None
+        if refine is not None:  # CDNet places each moment hit's start and end
+            if not self.segmented:
+                raise VidretError(
+                    f"--refine: {index_dir} indexes whole videos; CDNet refines moments of "
+                    "an index of segments (`vidret index --segment-seconds S`)"
+                )
+            self.refiner = MomentRefiner(refine, Path(self.index.info["dataset"]))
         ref = self.index.info["model"]
         if ref.get("zero_shot"):  # no trained model: queries map to concepts
             self.encoder: Any = zero_shot_encoder(self.index)
@@ -187,6 +196,8 @@ class SearchEngine:
             scores, ids = self._rank(embedded, i, *found[i], r)
             if self.segmented:  # a video's neighbouring windows: one moment
                 ranked = merge_hits(scores, ids, self.index.videos, min(r.k, self.size))
+                if self.refiner is not None:
+                    ranked = self.refiner.refine(r.query, ranked)
             else:
                 ranked = [
                     (float(s), self.index.videos[int(v)]) for s, v in zip(scores, ids, strict=True)

@@ -97,10 +97,11 @@ def create_app(
     max_batch: int = 32,
     window_ms: float = 2.0,
     cache_size: int = 10_000,
+    refine: Path | None = None,
 ) -> FastAPI:
     """The app over an index; `normalize` is the default of /search's `normalize`;
     `max_batch` 1 serves each request alone, `cache_size` 0 keeps no query embeddings."""
-    engine = engine or SearchEngine(index_dir, cache_size=cache_size)
+    engine = engine or SearchEngine(index_dir, cache_size=cache_size, refine=refine)
     engine.check_normalize(normalize)
     default_normalize = normalize
     by_id = {v["video_id"]: v for v in engine.index.videos}
@@ -221,7 +222,10 @@ def app_from_environment() -> FastAPI:
     threads = settings.pop("threads", 1)
     torch.set_num_threads(threads)
     faiss.omp_set_num_threads(threads)
-    return create_app(Path(settings.pop("index_dir")), **settings)
+    refine = settings.pop("refine", None)
+    return create_app(
+        Path(settings.pop("index_dir")), refine=Path(refine) if refine else None, **settings
+    )
 
 
 def _video(by_id: dict[str, dict[str, Any]], video_id: str) -> dict[str, Any]:
