@@ -6,6 +6,7 @@ then a centre crop, the usual ImageNet framing.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,9 +20,13 @@ class UnreadableVideoError(Exception):
     """A file that is not a decodable video (corrupt, empty, no video stream, no frames)."""
 
 
-# Most frames taken from one video: decoded frames are held until embedded (150 kB each
-# at 224 x 224), so this bounds extraction's memory whatever the options ask.
+# Most frames of one video with --frames (evenly spaced over any length).
 MAX_FRAMES = 1024
+# Most frames of one video with --fps: a day at 1 frame/s. Frames are decoded and
+# embedded in chunks of CHUNK_FRAMES (150 kB each at 224 x 224), so memory stays bounded
+# however long the video; only its features (2.5 kB a frame) are kept.
+MAX_STREAMED_FRAMES = 86_400
+CHUNK_FRAMES = 128
 
 
 @dataclass(frozen=True)
@@ -36,12 +41,16 @@ class Sampling:
     def __post_init__(self) -> None:
         if self.fps is not None and not (0 < self.fps <= 1000):
             raise VidretError(f"--fps {self.fps}: give a rate above 0 and at most 1000")
-        for option, value in (("--frames", self.frames), ("--max-frames", self.max_frames)):
-            if value is not None and not 1 <= value <= MAX_FRAMES:
-                raise VidretError(
-                    f"{option} {value}: give between 1 and {MAX_FRAMES} frames per video "
-                    "(for long videos, --fps F with --max-frames bounds what is kept)"
-                )
+        if self.frames is not None and not 1 <= self.frames <= MAX_FRAMES:
+            raise VidretError(
+                f"--frames {self.frames}: give between 1 and {MAX_FRAMES} frames per video "
+                "(for long videos, --fps F with --max-frames bounds what is kept)"
+            )
+        if not 1 <= self.max_frames <= MAX_STREAMED_FRAMES:
+            raise VidretError(
+                f"--max-frames {self.max_frames}: give between 1 and {MAX_STREAMED_FRAMES} "
+                "frames per video (a day at 1 frame/s)"
+            )
 
     def times(self, duration: float, available: int | None = None) -> np.ndarray:
         """Timestamps (seconds) at the middle of equal slices of the video; at most
@@ -71,9 +80,40 @@ class DecodedVideo:
     height: int
 
 
+@dataclass(frozen=True)
+class VideoHeader:
+    """What is known of a video once it is opened: its properties and how many frames
+    the sampling takes from it."""
+
+    duration: float
+    fps: float
+    width: int
+    height: int
+    frames: int  # frames the stream will yield
+
+
 def read_frames(path: Path, sampling: Sampling, size: int = 224) -> DecodedVideo:
+    """All sampled frames of `path` at once (`stream_frames` collected)."""
+    chunks = list(stream_frames(path, sampling, size))  # never empty: it raises instead
+    header = chunks[0][0]
+    return DecodedVideo(
+        np.concatenate([frames for _, frames, _ in chunks]),
+        np.concatenate([times for _, _, times in chunks]),
+        header.duration,
+        header.fps,
+        header.width,
+        header.height,
+    )
+
+
+def stream_frames(
+    path: Path, sampling: Sampling, size: int = 224, chunk: int = CHUNK_FRAMES
+) -> Iterator[tuple[VideoHeader, np.ndarray, np.ndarray]]:
     """Decode `path` once, front to back, keeping the first frame at or after each target
-    time. Raises `UnreadableVideoError` with the reason for anything that is not a video."""
+    time; yield them `chunk` at a time as (header, RGB uint8 [n, size, size, 3], seconds
+    [n]), so a long video is never held whole. Raises `UnreadableVideoError` with the
+    reason for anything that is not a video (possibly after some chunks: the caller
+    discards what it had of this file)."""
     import av
 
     if path.stat().st_size == 0:
@@ -90,31 +130,43 @@ def read_frames(path: Path, sampling: Sampling, size: int = 224) -> DecodedVideo
             if duration is None:  # no header duration: one cheap pass over the packets
                 duration = _demuxed_duration(path)
             targets = sampling.times(duration, _frame_count(stream, duration, fps))
+            width, height = stream.codec_context.width, stream.codec_context.height
+            header = VideoHeader(duration, fps, width, height, len(targets))
             frames: list[np.ndarray] = []
             times: list[float] = []
+            taken = 0  # frames yielded or waiting in `frames`
             index = 0
             last = None  # the last frame decoded, and its time
             for frame in container.decode(stream):
                 t = frame.time if frame.time is not None else index / max(fps, 1e-6)
                 index += 1
                 last = (frame, t)
-                while len(frames) < len(targets) and t >= targets[len(frames)] - 1e-6:
+                while taken < len(targets) and t >= targets[taken] - 1e-6:
                     frames.append(_square_rgb(frame, size))
                     times.append(t)
-                if len(frames) == len(targets):
+                    taken += 1
+                    if len(frames) == chunk:
+                        yield header, np.stack(frames), np.asarray(times)
+                        frames, times = [], []
+                if taken == len(targets):
                     break
+            if index == 0:
+                raise UnreadableVideoError("no frames could be decoded")
             # A duration header a little longer than the stream (or a one-frame video
             # whose only frame comes before the first target): fill with the last frame.
-            if last is not None and len(frames) < len(targets):
+            if last is not None and taken < len(targets):
                 filler = _square_rgb(last[0], size)
-                frames += [filler] * (len(targets) - len(frames))
-                times += [last[1]] * (len(targets) - len(times))
-            width, height = stream.codec_context.width, stream.codec_context.height
+                while taken < len(targets):
+                    frames.append(filler)
+                    times.append(last[1])
+                    taken += 1
+                    if len(frames) == chunk:
+                        yield header, np.stack(frames), np.asarray(times)
+                        frames, times = [], []
+            if frames:
+                yield header, np.stack(frames), np.asarray(times)
     except av.error.FFmpegError as e:
         raise UnreadableVideoError(f"cannot decode ({e})") from None
-    if index == 0:
-        raise UnreadableVideoError("no frames could be decoded")
-    return DecodedVideo(np.stack(frames), np.asarray(times), duration, fps, width, height)
 
 
 def _frame_count(stream, duration: float, fps: float) -> int | None:

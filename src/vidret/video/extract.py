@@ -10,13 +10,13 @@ already extracted (same path, size and mtime) are kept, not decoded again.
 from __future__ import annotations
 
 import json
+import queue
 import re
 import shutil
 import tempfile
+import threading
 import time
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,8 +34,9 @@ from vidret.video.decode import (
     DecodedVideo,
     Sampling,
     UnreadableVideoError,
+    VideoHeader,
     find_videos,
-    read_frames,
+    stream_frames,
 )
 from vidret.video.frame_encoder import EfficientNetLite0
 
@@ -66,12 +67,57 @@ class EmbeddedVideo:
     decoded: DecodedVideo  # its times and properties; `frames` emptied
 
 
-def embed_decoded(decoded: DecodedVideo, encoder: Any) -> EmbeddedVideo:
-    """Frame features and the thumbnail frame of a decoded video; its frames released."""
-    features = encoder.encode(decoded.frames).astype(np.float16)
-    thumbnail = decoded.frames[len(decoded.frames) // 2].copy()
-    decoded.frames = decoded.frames[:0]
-    return EmbeddedVideo(features, thumbnail, decoded)
+class _Assembler:
+    """One video's chunks of frames embedded as they come; the frames are not kept."""
+
+    def __init__(self, encoder: Any):
+        self.encoder = encoder
+        self.features: list[np.ndarray] = []
+        self.times: list[np.ndarray] = []
+        self.thumbnail: np.ndarray | None = None
+        self.header: VideoHeader | None = None
+        self.count = 0
+
+    def add(self, header: VideoHeader, frames: np.ndarray, times: np.ndarray) -> None:
+        self.header = header
+        middle = header.frames // 2  # the thumbnail: the video's middle sampled frame
+        if self.count <= middle < self.count + len(frames):
+            self.thumbnail = frames[middle - self.count].copy()
+        self.features.append(self.encoder.encode(frames).astype(np.float16))
+        self.times.append(times)
+        self.count += len(frames)
+
+    def finish(self) -> EmbeddedVideo:
+        h = self.header
+        assert h is not None and self.thumbnail is not None
+        empty = np.zeros((0, self.encoder.size, self.encoder.size, 3), np.uint8)
+        decoded = DecodedVideo(
+            empty, np.concatenate(self.times), h.duration, h.fps, h.width, h.height
+        )
+        return EmbeddedVideo(np.concatenate(self.features), self.thumbnail, decoded)
+
+
+def embed_file(
+    path: Path, sampling: Sampling, encoder: Any
+) -> EmbeddedVideo | UnreadableVideoError:
+    """Decode and embed one file, a chunk of frames at a time, in this thread (Ray's
+    actors); or why it cannot be read: one odd file must not end the extraction."""
+    assembler = _Assembler(encoder)
+    try:
+        for header, frames, times in stream_frames(path, sampling, encoder.size):
+            assembler.add(header, frames, times)
+    except Exception as e:
+        return unreadable(e)
+    return assembler.finish()
+
+
+def unreadable(error: Exception) -> UnreadableVideoError:
+    """Why a file could not be extracted, whatever the decoder raised."""
+    if isinstance(error, UnreadableVideoError):
+        return error
+    if isinstance(error, OSError):
+        return UnreadableVideoError(f"cannot read ({error.strerror or error})")
+    return UnreadableVideoError(f"cannot decode ({type(error).__name__}: {error})")
 
 
 Extracted = tuple[Path, EmbeddedVideo | UnreadableVideoError]
@@ -216,50 +262,66 @@ def _extract(
 
 
 def _embedded_here(paths: list[Path], sampling: Sampling, encoder: Any) -> Iterator[Extracted]:
-    """Decode ahead in a thread, embed here; decoded videos wait in memory for the frame
-    model: about 256 frames of them."""
-    per_video = sampling.frames or sampling.max_frames
-    ahead = max(1, min(4, 256 // per_video))
-    for path, decoded in _decode_ahead(paths, sampling, encoder.size, ahead):
-        yield (
-            path,
-            decoded
-            if isinstance(decoded, UnreadableVideoError)
-            else embed_decoded(decoded, encoder),
-        )
+    """Decode in a background thread (FFmpeg releases the GIL) while this thread embeds."""
+    assembler: _Assembler | None = None
+    for path, item in _decoded_chunks(paths, sampling, encoder.size):
+        if isinstance(item, UnreadableVideoError):
+            yield path, item  # what was embedded of it is dropped
+            assembler = None
+        elif item is None:  # the file's last chunk has come
+            assert assembler is not None
+            yield path, assembler.finish()
+            assembler = None
+        else:
+            assembler = assembler or _Assembler(encoder)
+            assembler.add(*item)
 
 
-def _decode_ahead(
-    paths: list[Path], sampling: Sampling, size: int, ahead: int = 4
-) -> Iterator[tuple[Path, DecodedVideo | UnreadableVideoError]]:
-    """Decode in a background thread (FFmpeg releases the GIL) while the caller embeds,
-    holding at most `ahead` decoded videos in memory."""
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        queue: deque[tuple[Path, Future]] = deque()
-        for path in paths:
-            queue.append((path, pool.submit(decode_or_reason, path, sampling, size)))
-            if len(queue) > ahead:
-                head, future = queue.popleft()
-                yield head, future.result()
-        while queue:
-            head, future = queue.popleft()
-            yield head, future.result()
+AHEAD_CHUNKS = 2  # decoded chunks waiting for the frame model, at most
+_DONE = object()
 
 
-def decode_or_reason(
-    path: Path, sampling: Sampling, size: int
-) -> DecodedVideo | UnreadableVideoError:
-    """The decoded video, or why it cannot be read: one odd file must not end the
-    extraction of the rest."""
+def _decoded_chunks(
+    paths: list[Path], sampling: Sampling, size: int, ahead: int = AHEAD_CHUNKS
+) -> Iterator[tuple[Path, Any]]:
+    """(path, (header, frames, times)) for each chunk of each file, then (path, None) at
+    its end, or (path, UnreadableVideoError) where it fails; decoded in a thread that
+    runs at most `ahead` chunks ahead, so memory stays bounded however long a video is."""
+    chunks: queue.Queue = queue.Queue(maxsize=ahead)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                chunks.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False  # the reader has gone
+
+    def produce() -> None:
+        try:
+            for path in paths:
+                end: UnreadableVideoError | None = None
+                try:
+                    for chunk in stream_frames(path, sampling, size):
+                        if not put((path, chunk)):
+                            return
+                except Exception as e:
+                    end = unreadable(e)
+                if not put((path, end)):
+                    return
+        finally:
+            put(_DONE)
+
+    thread = threading.Thread(target=produce, name="vidret-decode", daemon=True)
+    thread.start()
     try:
-        return read_frames(path, sampling, size)
-    except UnreadableVideoError as e:
-        return e
-    except OSError as e:
-        return UnreadableVideoError(f"cannot read ({e.strerror or e})")
-    except Exception as e:
-        return UnreadableVideoError(f"cannot decode ({type(e).__name__}: {e})")
+        while (item := chunks.get()) is not _DONE:
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _metadata(video_id: str, rel: str, path: Path, decoded: DecodedVideo) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import numpy as np
 
 from vidret.errors import VidretError
 from vidret.video.decode import DecodedVideo, Sampling, UnreadableVideoError
-from vidret.video.extract import EmbeddedVideo, Extracted, decode_or_reason, embed_decoded
+from vidret.video.extract import EmbeddedVideo, Extracted, embed_file
 
 LOCAL = "local"  # --ray with no address: a Ray started here for this extraction
 
@@ -42,15 +42,14 @@ class FrameEncoderActor:
             "path": [], "features": [], "thumbnail": [], "decoded": [], "error": []
         }  # fmt: skip
         for path in batch["path"]:
-            decoded = decode_or_reason(Path(path), self.sampling, self.encoder.size)
+            embedded = embed_file(Path(path), self.sampling, self.encoder)
             out["path"].append(path)
-            if isinstance(decoded, UnreadableVideoError):
+            if isinstance(embedded, UnreadableVideoError):
                 out["features"].append(None)
                 out["thumbnail"].append(None)
                 out["decoded"].append(None)
-                out["error"].append(str(decoded))
+                out["error"].append(str(embedded))
                 continue
-            embedded = embed_decoded(decoded, self.encoder)
             d = embedded.decoded
             out["features"].append(embedded.features)
             out["thumbnail"].append(embedded.thumbnail)
