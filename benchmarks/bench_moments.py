@@ -1,9 +1,12 @@
-"""Moment retrieval on a moment benchmark: the sliding-window baseline over several
-trained runs (seeds), beside windows drawn at random (issue 13).
+"""Moment retrieval on a moment benchmark: CDNet and the sliding-window baseline over
+several trained runs (seeds), beside windows drawn at random (issue 13).
 
     vidret data moments ../shared/data/msrvtt-1k data/msrvtt-moments --clips 4
+    for s in 0 1 2 3 4; do vidret train --config configs/cdnet.yaml \
+        --data data/msrvtt-moments --out runs/cdnet/seed$s --seed $s; done
     python benchmarks/bench_moments.py --data data/msrvtt-moments \
-        --runs runs/experiments/beyond-infonce/meanpool-infonce/seed{0,1,2,3,4}
+        --runs runs/experiments/beyond-infonce/meanpool-infonce/seed{0,1,2,3,4} \
+        --cdnet-runs runs/cdnet/seed{0,1,2,3,4}
 
 Each run localizes every test moment caption in its own long video (`vidret eval`'s
 moment metrics: R1/R5 at IoU 0.3/0.5/0.7, mIoU); the runs must have been trained on the
@@ -27,6 +30,7 @@ from vidret.data.splits import load_named_split
 from vidret.data.timeline import window_spans
 from vidret.eval.moment_windows import localize_with_windows, non_maximum_suppression
 from vidret.eval.temporal import moment_metrics
+from vidret.moments.localize import localize_with_cdnet
 from vidret.train.run import read_run_config
 
 
@@ -60,7 +64,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--runs", type=Path, nargs="+", required=True)
+    parser.add_argument("--cdnet-runs", type=Path, nargs="*", default=[])
     args = parser.parse_args()
+    cdnet = []
+    for run in args.cdnet_runs:  # trained on the benchmark's own training long videos
+        found = localize_with_cdnet(run, args.data, "test")
+        cdnet.append(moment_metrics(found.spans, found.truth))
+        print(run, json.dumps({k: round(v, 2) for k, v in cdnet[-1].items()}))
     per_run, queries = [], 0
     for run in args.runs:
         cfg = read_run_config(run)
@@ -74,9 +84,11 @@ def main() -> None:
     report = {
         "data": str(args.data),
         "test moments": queries,
+        **({"cdnet": summarize(cdnet)} if cdnet else {}),
         "sliding windows": summarize(per_run),
         "random windows": summarize(chance),
         "runs": [str(r) for r in args.runs],
+        "cdnet runs": [str(r) for r in args.cdnet_runs],
     }
     print(json.dumps(report, indent=2))
 
