@@ -128,8 +128,8 @@ def _train(
     for part in ("val", "test"):
         if len(parts[part]):
             result[part] = evaluate_moments(model, data, parts[part])
-    if "test" in result:
-        write_json_atomic(run_dir / run_files.TEST_METRICS, result["test"])
+    if "test" in result:  # as a retrieval run's: the best epoch, its val and test figures
+        write_json_atomic(run_dir / run_files.TEST_METRICS, result)
     return result
 
 
