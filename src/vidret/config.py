@@ -7,7 +7,7 @@ falls back to a default), and `--set section.key=value` overrides any key.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -18,6 +18,9 @@ from vidret.errors import VidretError
 class ConfigSection(BaseModel):
     # inf and nan are never meaningful settings (`--set train.lr=.inf` would train on NaN)
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(), sort_keys=False)
 
 
 class DataConfig(ConfigSection):
@@ -167,15 +170,15 @@ class TrainConfig(ConfigSection):
         return value
 
 
+Config = TypeVar("Config", bound=ConfigSection)
+
+
 class RunConfig(ConfigSection):
     data: DataConfig = Field(default_factory=DataConfig)
     text: TextConfig = Field(default_factory=TextConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
-
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(), sort_keys=False)
 
 
 def load_config(path: Path | str | None = None, overrides: list[str] | None = None) -> RunConfig:
@@ -215,10 +218,15 @@ def read_config_mapping(
 
 def parse_config(raw: Any, source: str) -> RunConfig:
     """Validate a config mapping; errors name each bad key and say what is wrong."""
+    return validate_sections(raw, source, RunConfig)
+
+
+def validate_sections(raw: Any, source: str, schema: type[Config]) -> Config:
+    """`raw` validated as `schema` (a retrieval or a moment run's config)."""
     if not isinstance(raw, dict):
         raise VidretError(f"{source}: a config must be a mapping of sections")
     try:
-        return RunConfig.model_validate(raw)
+        return schema.model_validate(raw)
     except ValidationError as e:
         raise VidretError(explain_validation(e, source)) from None
 

@@ -7,6 +7,15 @@ from typing import Annotated
 
 import typer
 
+# --refine of `search` and `serve`
+RefineOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="a CDNet run (configs/cdnet.yaml): on an index of segments, each hit's "
+        "start and end are placed by CDNet"
+    ),
+]
+
 
 def search_command(
     index: Annotated[Path, typer.Argument(help="index folder from `vidret index`")],
@@ -20,13 +29,7 @@ def search_command(
             "dual_softmax or qbnorm"
         ),
     ] = "none",
-    refine: Annotated[
-        Path | None,
-        typer.Option(
-            help="a CDNet run (configs/cdnet.yaml): on an index of segments, each hit's "
-            "start and end are placed by CDNet"
-        ),
-    ] = None,
+    refine: RefineOption = None,
 ) -> None:
     """Print the best-matching videos (or moments) with their scores."""
     import faiss

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from vidret.cli.search_cmd import RefineOption
+
 
 def serve_command(
     index: Annotated[Path, typer.Argument(help="index folder from `vidret index`")],
@@ -47,13 +49,7 @@ def serve_command(
             max=64,
         ),
     ] = 1,
-    refine: Annotated[
-        Path | None,
-        typer.Option(
-            help="a CDNet run (configs/cdnet.yaml): on an index of segments, each hit's "
-            "start and end are placed by CDNet"
-        ),
-    ] = None,
+    refine: RefineOption = None,
 ) -> None:
     """Serve http://HOST:PORT/ (search page), /search, /videos/{id}, /health, /docs."""
     import json

@@ -80,9 +80,6 @@ def train_command(
     from vidret.train.trainer import train
 
     overrides = list(set_ or [])
-    if _moment_task(config, out if resume else None):
-        _train_moments(data, config, out, seed, overrides, resume, quiet)
-        return
     if resume:
         if out is None:
             raise VidretError("--resume needs --out RUN_DIR, the run to continue")
@@ -91,6 +88,11 @@ def train_command(
                 "--resume continues a run with its saved config; drop "
                 "--config/--set/--seed (start a new run to change them)"
             )
+    if _moment_task(config, out if resume else None):
+        _train_moments(data, config, out, seed, overrides, resume, quiet)
+        return
+    if resume:
+        assert out is not None
         cfg = read_run_config(out)
         data_root = Path(read_model_info(out)["data"])
     else:
@@ -127,19 +129,13 @@ def _train_moments(
     quiet: bool,
 ) -> None:
     from vidret.eval.table import format_moment_metrics
-    from vidret.moments.config import load_moment_config, parse_moment_config
+    from vidret.moments.config import load_moment_config, read_moment_run_config
     from vidret.moments.trainer import train_moments
-    from vidret.train.run import CONFIG, read_model_info
+    from vidret.train.run import read_model_info
 
-    if resume:
+    if resume:  # the options were checked by train_command
         assert out is not None
-        if config is not None or overrides or seed is not None:
-            raise VidretError(
-                "--resume continues a run with its saved config; drop --config/--set/--seed"
-            )
-        import yaml
-
-        cfg = parse_moment_config(yaml.safe_load((out / CONFIG).read_text()), str(out / CONFIG))
+        cfg = read_moment_run_config(out)
         data_root = Path(read_model_info(out)["data"])
     else:
         if seed is not None:

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field
 
-from vidret.config import ConfigSection, explain_validation, read_config_mapping
+from vidret.config import ConfigSection, read_config_mapping, validate_sections
 from vidret.errors import VidretError
 
 TASK = "moments"
@@ -75,9 +75,6 @@ class MomentRunConfig(ConfigSection):
     loss: MomentLossConfig = Field(default_factory=MomentLossConfig)
     train: MomentTrainConfig = Field(default_factory=MomentTrainConfig)
 
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(), sort_keys=False)
-
 
 def is_moment_config(path: Path | None) -> bool:
     """Whether the YAML at `path` describes a moment run (`task: moments`)."""
@@ -98,9 +95,16 @@ def load_moment_config(
 
 
 def parse_moment_config(raw: Any, source: str) -> MomentRunConfig:
-    if not isinstance(raw, dict):
-        raise VidretError(f"{source}: a config must be a mapping of sections")
+    return validate_sections(raw, source, MomentRunConfig)
+
+
+def read_moment_run_config(run_dir: Path) -> MomentRunConfig:
+    """The config saved in a moment run's folder."""
+    path = run_dir / "config.yaml"
     try:
-        return MomentRunConfig.model_validate(raw)
-    except ValidationError as e:
-        raise VidretError(explain_validation(e, source)) from None
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise VidretError(
+            f"{path}: unreadable run config ({e}); the run folder is damaged"
+        ) from None
+    return parse_moment_config(raw, str(path))

@@ -11,11 +11,11 @@ import torch
 from vidret.errors import VidretError
 from vidret.eval.moment_windows import MomentPredictions
 from vidret.models.cdnet import CDNet, MomentScores
-from vidret.moments.config import TASK, MomentRunConfig, parse_moment_config
+from vidret.moments.config import TASK, MomentRunConfig, read_moment_run_config
 from vidret.moments.data import MomentData
 from vidret.moments.spans import best_spans
 from vidret.train.checkpoint import load_checkpoint
-from vidret.train.run import BEST, CONFIG, read_model_info
+from vidret.train.run import BEST, read_model_info
 
 EVAL_BATCH = 64
 
@@ -30,12 +30,10 @@ def is_moment_run(run_dir: Path) -> bool:
 
 def load_moment_run(run_dir: Path) -> tuple[MomentRunConfig, CDNet, dict[str, Any]]:
     """The run's config, CDNet with its best weights (eval mode), and model.json."""
-    import yaml
-
     info = read_model_info(run_dir)
     if info.get("task") != TASK:
         raise VidretError(f"{run_dir}: not a moment-localization run (train configs/cdnet.yaml)")
-    cfg = parse_moment_config(yaml.safe_load((run_dir / CONFIG).read_text()), str(run_dir / CONFIG))
+    cfg = read_moment_run_config(run_dir)
     model = CDNet(cfg.model, info["video_dim"], info["text_dim"])
     model.load_state_dict(load_checkpoint(run_dir / BEST)["model"])
     model.eval()
