@@ -1,5 +1,6 @@
-"""Moment-localization losses for CDNet (`vidret.models.cdnet`), the terms the
-span-predicting family uses (VSLNet, DRN, CDNet's own tables build on them):
+"""Moment-localization losses for CDNet (`vidret.models.cdnet`). The seed's abstract
+names no loss; these are the terms span-predicting localizers commonly train with
+(boundary classification as in VSLNet, an IoU term on the predicted span as in DRN):
 
 * boundary: cross-entropy of the frame holding the moment's start, and of the frame
   holding its end, over the video's valid frames;
