@@ -369,7 +369,7 @@ CASES: list[tuple[str, Callable[[Env], list[str]], str]] = [
     ),
     # ---- vidret extract
     ("extract: --frames 100000", lambda e: ["extract", str(e.videos), "--out", str(e.scratch / "o"), "--frames", "100000"], "--frames 100000"),
-    ("extract: --max-frames 5000", lambda e: ["extract", str(e.videos), "--out", str(e.scratch / "o"), "--fps", "1", "--max-frames", "5000"], "--max-frames 5000"),
+    ("extract: --max-frames 100000", lambda e: ["extract", str(e.videos), "--out", str(e.scratch / "o"), "--fps", "1", "--max-frames", "100000"], "--max-frames 100000"),
     ("extract: --fps 0", lambda e: ["extract", str(e.videos), "--out", str(e.scratch / "o"), "--fps", "0"], "--fps"),
     ("extract: --frames and --fps", lambda e: ["extract", str(e.videos), "--out", str(e.scratch / "o"), "--frames", "4", "--fps", "1"], "not both"),
     ("extract: no such folder", lambda e: ["extract", str(e.scratch / "novideos"), "--out", str(e.scratch / "o")], "novideos: not a folder"),

@@ -147,6 +147,10 @@ def test_cdnet_trains_resumes_exactly_and_evaluates(
     body = json.loads(evaluated.stdout)
     assert body["moments"]["method"] == "cdnet"
     assert {k: body[k] for k in test} == test
+    # it localizes; it cannot embed videos for an index
+    index = CliRunner().invoke(app, ["index", "--run", str(whole), "--data", str(moment_data),
+                                     "--out", str(tmp_path / "i")])  # fmt: skip
+    assert index.exit_code != 0 and "a moment run" in str(index.exception)
 
 
 def test_frames_beyond_max_frames_are_pooled(moment_data: Path) -> None:

@@ -84,14 +84,13 @@ def load_trained_model(
     run_dir: Path, checkpoint: Path = BEST
 ) -> tuple[RunConfig, RetrievalModel, dict[str, Any]]:
     """The run's config, its model with the chosen checkpoint's weights, and model.json."""
-    info = read_model_info(run_dir)
-    if "signature" not in info:  # a moment-localization run (CDNet)
-        raise VidretError(
-            f"{run_dir}: a {info.get('task')} run; it localizes moments in a video "
-            "(`vidret eval`, `vidret search --refine`) and cannot embed videos or captions: "
-            "give a retrieval run"
+    if (run_dir / MODEL_INFO).exists() and "signature" not in read_model_info(run_dir):
+        raise VidretError(  # a moment-localization run (CDNet)
+            f"{run_dir}: a moment run; it localizes moments in a video (`vidret eval`, "
+            "`vidret search --refine`) and cannot embed videos or captions: give a retrieval run"
         )
     cfg = read_run_config(run_dir)
+    info = read_model_info(run_dir)
     signature = ModelSignature(**info["signature"])
     model = build_model(cfg, signature, info["text_model"])
     state = load_checkpoint(run_dir / checkpoint)
