@@ -61,13 +61,20 @@ class TextConfig(ConfigSection):
 
 
 class ModelConfig(ConfigSection):
-    backbone: Literal["meanpool", "mmt", "ce", "dual"] = "meanpool"
+    backbone: Literal["meanpool", "mmt", "ce", "dual", "prota", "visern", "amenet"] = "meanpool"
     embed_dim: int = Field(256, ge=8)
     hidden_dim: int = Field(512, ge=8)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
-    layers: int = Field(2, ge=1)  # mmt: transformer layers
+    layers: int = Field(2, ge=1)  # mmt: transformer layers; visern: graph convolutions
     heads: int = Field(4, ge=1)  # mmt: attention heads
-    max_frames: int = Field(32, ge=1)  # mmt: frames per expert fed to the transformer
+    # mmt, prota, visern, amenet: frames per expert fed to the model (evenly spaced)
+    max_frames: int = Field(32, ge=1)
+    # prota: partial aggregation slots per space, the low space's width (None: a quarter of
+    # embed_dim), the samples drawn from each token distribution in training
+    slots: int = Field(4, ge=1)
+    low_dim: int | None = Field(None, ge=2)
+    samples: int = Field(4, ge=1)
+    restart: float = Field(0.2, ge=0.0, le=1.0)  # visern: the random walk's restart share
     # mmt and ce: published = the reference architecture (gabeur/mmt, see
     # vidret/models/mmt_published.py; albanie/collaborative-experts, ce_published.py);
     # compact = vidret's earlier, smaller variants
@@ -79,8 +86,17 @@ class ModelConfig(ConfigSection):
     ffn_dim: int | None = Field(None, ge=8)  # mmt feed-forward width; None: 6 x hidden_dim
     # (published: 3,072 at hidden 512, as MMT) or 2 x hidden_dim (compact)
 
+    @property
+    def low_width(self) -> int:
+        return self.low_dim if self.low_dim is not None else max(2, self.embed_dim // 4)
+
     @model_validator(mode="after")
     def _heads_divide_width(self) -> ModelConfig:
+        if self.low_dim is not None and self.low_dim > self.embed_dim:
+            raise ValueError(
+                f"model.low_dim ({self.low_dim}) must not exceed model.embed_dim "
+                f"({self.embed_dim}): the low space is the smaller of ProTA's two"
+            )
         if self.backbone == "mmt" and self.hidden_dim % self.heads:
             raise ValueError(
                 f"model.hidden_dim ({self.hidden_dim}) must be divisible by model.heads "
@@ -93,9 +109,11 @@ class LossConfig(ConfigSection):
     # adaptive_infonce: InfoNCE whose negatives are raised by CMGSD's adaptive margins
     # unified: the unified pair-similarity loss, gamma = 1 / temperature, with loss.margin;
     # sndcg: triplet + Smooth-NDCG (listwise); bcls: triplet + Kendall ranking loss
-    name: Literal["triplet", "infonce", "cmgsd", "adaptive_infonce", "unified", "sndcg", "bcls"] = (
-        "triplet"
-    )
+    # prota: InfoNCE whose positives must win by uncertainty_margin x their uncertainty,
+    # plus kl_weight x the token distributions' KL to N(0, I) (vidret.losses.prota)
+    name: Literal[
+        "triplet", "infonce", "cmgsd", "adaptive_infonce", "unified", "sndcg", "bcls", "prota"
+    ] = "triplet"
     margin: float = Field(0.2, ge=0.0)  # triplet and cmgsd: the hard margin alpha
     mining: bool = True  # triplet: hardest negative (max-violation) after the warm-up
     # triplet and cmgsd, with mining: hardest (VSE++), or selective (RVSEPP: the hardest
@@ -113,6 +131,8 @@ class LossConfig(ConfigSection):
     window: int = Field(0, ge=0)
     # any objective: adversarial modality alignment (AME-Net) with this weight; 0 = off
     adversarial: float = Field(0.0, ge=0.0)
+    uncertainty_margin: float = Field(0.1, ge=0.0)  # prota
+    kl_weight: float = Field(1e-3, ge=0.0)  # prota
     warmup_epochs: float = Field(1.0, ge=0.0)  # triplet: epochs averaging over negatives
     temperature: float = Field(0.05, gt=0.0)  # infonce: initial temperature; unified: 1/gamma
     learn_temperature: bool = True

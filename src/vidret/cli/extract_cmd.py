@@ -25,6 +25,14 @@ def extract_command(
         typer.Option(help='JSONL of {"file": "clip.mp4", "caption": "..."}: makes a training set'),
     ] = None,
     backend: Annotated[str, typer.Option(help="frame encoder runtime: onnx or torch")] = "onnx",
+    regions: Annotated[
+        int,
+        typer.Option(
+            help="also N region features a frame: grid cells of the frame's feature map "
+            "(N = 4, 9, 16, ...; for the visern and amenet backbones)",
+            min=0,
+        ),
+    ] = 0,
     commit_every: Annotated[
         int, typer.Option(help="write the dataset after this many new videos")
     ] = 500,
@@ -64,7 +72,7 @@ def extract_command(
         out,
         sampling,
         captions,
-        EfficientNetLite0(backend),  # type: ignore[arg-type]
+        EfficientNetLite0(backend, regions=regions),  # type: ignore[arg-type]
         commit_every=max(1, commit_every),
         ray_address=(ray_address or "local") if ray else None,
         ray_workers=ray_workers,

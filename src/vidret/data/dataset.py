@@ -20,10 +20,14 @@ from vidret.data.format import (
     CAPTIONS_FILE,
     LENGTHS_SUFFIX,
     METADATA_FILE,
+    REGION_MASK_SUFFIX,
+    REGIONS_SUFFIX,
     TIMES_SUFFIX,
     VIDEOS_FILE,
     expert_files,
     lengths_file,
+    region_mask_file,
+    regions_file,
     times_file,
 )
 from vidret.data.jsonl import read_jsonl_objects
@@ -42,6 +46,10 @@ class ExpertFeatures:
     features: np.ndarray  # [num_videos, frames, dim], usually a read-only memmap
     lengths: np.ndarray  # int64 [num_videos]
     times: np.ndarray | None = None  # [num_videos, frames] seconds of each frame, NaN unknown
+    # [num_videos, frames, regions, region_dim]: regions of each frame (e.g. grid cells of
+    # the frame's feature map), and [num_videos, frames, regions] bool marking real ones
+    regions: np.ndarray | None = None
+    region_mask: np.ndarray | None = None
 
     @property
     def frames(self) -> int:
@@ -50,6 +58,15 @@ class ExpertFeatures:
     @property
     def dim(self) -> int:
         return int(self.features.shape[2])
+
+    @property
+    def num_regions(self) -> int:
+        """Regions per frame; 0 when the expert has no region features."""
+        return 0 if self.regions is None else int(self.regions.shape[2])
+
+    @property
+    def region_dim(self) -> int:
+        return 0 if self.regions is None else int(self.regions.shape[3])
 
 
 @dataclass
@@ -278,7 +295,13 @@ def _read_experts(
                 "shape [num_videos, frames, dim]",
             )
         )
-    for suffix, what in ((LENGTHS_SUFFIX, "lengths"), (TIMES_SUFFIX, "times")):
+    companions = (
+        (LENGTHS_SUFFIX, "lengths"),
+        (TIMES_SUFFIX, "times"),
+        (REGIONS_SUFFIX, "regions"),
+        (REGION_MASK_SUFFIX, "region mask"),
+    )
+    for suffix, what in companions:
         for orphan in sorted(root.glob(f"*{suffix}")):
             if orphan.name[: -len(suffix)] not in files:
                 problems.append(Problem(orphan.name, f"{what} file without its expert .npy"))
@@ -322,9 +345,56 @@ def _read_experts(
             continue
         lengths = _read_lengths(root, name, feats.shape, problems)
         times = _read_times(root, name, feats.shape, problems)
+        regions, region_mask = _read_regions(root, name, feats.shape, problems)
         if lengths is not None:
-            experts[name] = ExpertFeatures(name, feats, lengths, times)
+            experts[name] = ExpertFeatures(name, feats, lengths, times, regions, region_mask)
     return experts
+
+
+def _read_regions(
+    root: Path, name: str, shape: tuple[int, ...], problems: list[Problem]
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """`<name>.regions.npy` [videos, frames, regions, dim] and its optional mask
+    `<name>.region_mask.npy` [videos, frames, regions] bool (absent: every region of a
+    valid frame is real)."""
+    path = regions_file(root, name)
+    if not path.exists():
+        if region_mask_file(root, name).exists():
+            problems.append(
+                Problem(region_mask_file(root, name).name, f"region mask without {path.name}")
+            )
+        return None, None
+    regions = _load_array(path, problems)
+    if regions is None:
+        return None, None
+    if regions.ndim != 4 or tuple(regions.shape[:2]) != tuple(shape[:2]) or 0 in regions.shape:
+        problems.append(
+            Problem(
+                path.name,
+                f"expected shape [{shape[0]} videos, {shape[1]} frames, regions, dim] (the "
+                f"frames of {name}.npy, each split into regions), got {list(regions.shape)}",
+            )
+        )
+        return None, None
+    if not np.issubdtype(regions.dtype, np.floating):
+        problems.append(Problem(path.name, f"expected a float array, got {regions.dtype}"))
+        return None, None
+    mask_path = region_mask_file(root, name)
+    if not mask_path.exists():
+        return regions, None
+    mask = _load_array(mask_path, problems)
+    if mask is None:
+        return None, None
+    if mask.shape != tuple(regions.shape[:3]) or mask.dtype != np.bool_:
+        problems.append(
+            Problem(
+                mask_path.name,
+                f"expected a bool array of shape {list(regions.shape[:3])} (True for a real "
+                f"region of {path.name}), got {mask.dtype} {list(mask.shape)}",
+            )
+        )
+        return None, None
+    return regions, mask
 
 
 def _load_array(path: Path, problems: list[Problem]) -> np.ndarray | None:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from vidret.data.dataset import ExpertFeatures, VideoDataset, read_dataset
+from vidret.data.format import REGIONS_SUFFIX
 from vidret.data.splits import read_split_choices
 from vidret.errors import DatasetError, Problem
 from vidret.progress import progress_bar
@@ -69,21 +70,33 @@ def require_finite(dataset: VideoDataset, experts: list[str]) -> None:
 def nonfinite_problems(
     expert: ExpertFeatures, dataset: VideoDataset, progress: bool = False
 ) -> list[Problem]:
-    """Report the rows holding NaN or Inf, naming the video and its line in videos.jsonl.
+    """Report the rows holding NaN or Inf (frame and region features), naming the video
+    and its line in videos.jsonl.
 
     Fast enough to run before every training: a row's float64 sum is finite exactly when
     its values are (float16/32 features cannot overflow it), so only rows whose sum is
     not finite are counted value by value.
     """
-    file = f"{expert.name}.npy"
+    arrays = [(f"{expert.name}.npy", expert.features)]
+    if expert.regions is not None:
+        arrays.append((f"{expert.name}{REGIONS_SUFFIX}", expert.regions))
+    problems = []
+    for file, array in arrays:
+        problems += _nonfinite_rows(file, array, dataset, progress)
+    return problems
+
+
+def _nonfinite_rows(
+    file: str, array: np.ndarray, dataset: VideoDataset, progress: bool
+) -> list[Problem]:
     bad_rows: list[tuple[int, int]] = []
-    n = expert.features.shape[0]
+    n = array.shape[0]
     steps = range(0, n, _SCAN_ROWS)
     for start in progress_bar(
         steps, enabled=progress, desc=f"scanning {file}", unit="chunk", leave=False
     ):
-        chunk = np.asarray(expert.features[start : start + _SCAN_ROWS])
-        sums = chunk.sum(axis=(1, 2), dtype=np.float64)
+        chunk = np.asarray(array[start : start + _SCAN_ROWS])
+        sums = chunk.reshape(len(chunk), -1).sum(axis=1, dtype=np.float64)
         for offset in np.flatnonzero(~np.isfinite(sums)):
             count = int((~np.isfinite(chunk[offset])).sum())
             bad_rows.append((start + int(offset), count))
@@ -128,6 +141,7 @@ def _summarize(dataset: VideoDataset, splits: dict[str, dict[str, int]]) -> dict
                 "dtype": str(e.features.dtype),
                 "variable_length": bool((e.lengths != e.frames).any()),
                 "missing_videos": int((e.lengths == 0).sum()),
+                **({"regions": list(e.regions.shape)} if e.regions is not None else {}),
             }
             for name, e in dataset.experts.items()
         },

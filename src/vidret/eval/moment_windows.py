@@ -78,7 +78,8 @@ def localize_with_windows(run: Path, data: Path, split: str = "test") -> MomentP
             raise VidretError(f"{data}: video {dataset.video_ids[row]} has no duration")
         windows = window_spans(duration)
         with torch.inference_mode():
-            videos = model.embed_video(window_batch(dataset, experts, row, windows))
+            regions = list(model.backbone.signature.regions)
+            videos = model.embed_video(window_batch(dataset, experts, row, windows, regions))
             queries = encoder.embed_many([moments.captions[i] for i in chosen])
             scores = similarity(queries, videos).numpy()  # [moments of this video, windows]
         for i, s in zip(chosen, scores, strict=True):

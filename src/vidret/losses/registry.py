@@ -10,6 +10,7 @@ from vidret.losses.cmgsd import CMGSDLoss
 from vidret.losses.infonce import InfoNCE
 from vidret.losses.kendall import KendallRankingLoss
 from vidret.losses.listwise import SmoothNDCGLoss
+from vidret.losses.prota import ProTALoss
 from vidret.losses.triplet import TripletLoss
 from vidret.losses.unified import UnifiedLoss
 
@@ -52,6 +53,10 @@ def _build(cfg: LossConfig, epochs: int) -> Objective:
     if cfg.name == "bcls":
         return KendallRankingLoss(
             cfg.margin, gap=cfg.gap, weight=cfg.kendall_weight, window=cfg.window
+        )
+    if cfg.name == "prota":
+        return ProTALoss(
+            cfg.temperature, cfg.learn_temperature, cfg.uncertainty_margin, cfg.kl_weight
         )
     if cfg.name == "unified":
         return UnifiedLoss(cfg.margin, gamma=1.0 / cfg.temperature)

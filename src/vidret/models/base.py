@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -19,6 +19,9 @@ class ModelSignature:
     experts: dict[str, int]  # expert name -> feature dim, in a fixed order
     frames: dict[str, int]  # expert name -> frames per video in the training data
     text_dim: int
+    # expert -> [regions per frame, region dim] for the experts whose region features the
+    # model reads (region backbones on data that has them); empty otherwise
+    regions: dict[str, list[int]] = field(default_factory=dict)
 
 
 class Backbone(nn.Module):

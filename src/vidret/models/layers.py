@@ -82,5 +82,23 @@ class NetVLAD(nn.Module):
         return F.normalize(vlad.reshape(B, -1), dim=-1)
 
 
+def even_frames(lengths: Tensor, frames: int, max_frames: int) -> tuple[Tensor, Tensor]:
+    """`[B, K]` indices of at most `max_frames` evenly spaced valid frames per video (K =
+    min(frames, max_frames)), and which of them are real (False: padding)."""
+    K = min(frames, max_frames)
+    take = lengths.clamp(max=K)  # frames kept per video
+    k = torch.arange(K, device=lengths.device)[None, :]
+    # Frame k of the kept ones sits at floor(k * length / kept): evenly over the valid span.
+    index = (k * lengths[:, None]) // take.clamp_min(1)[:, None]
+    return index.clamp(max=frames - 1), k < take[:, None]
+
+
+def gather_frames(x: Tensor, index: Tensor) -> Tensor:
+    """`x[b, index[b, k], ...]`: the chosen frames of `[B, frames, ...]`."""
+    shape = (*index.shape, *x.shape[2:])
+    flat = index.reshape(*index.shape, *([1] * (x.dim() - 2))).expand(shape)
+    return torch.gather(x, 1, flat)
+
+
 def normalize(x: Tensor) -> Tensor:
     return F.normalize(x, dim=-1, eps=1e-6)

@@ -15,7 +15,13 @@ from torch import Tensor, nn
 
 from vidret.config import ModelConfig
 from vidret.models.base import Backbone, MixtureTextHead, ModelSignature
-from vidret.models.layers import GatedEmbeddingUnit, masked_max, normalize
+from vidret.models.layers import (
+    GatedEmbeddingUnit,
+    even_frames,
+    gather_frames,
+    masked_max,
+    normalize,
+)
 from vidret.models.types import Embeddings, TextFeatures, VideoBatch
 
 
@@ -76,12 +82,5 @@ class MultiModalTransformer(Backbone):
 
 def sample_frames(x: Tensor, lengths: Tensor, max_frames: int) -> tuple[Tensor, Tensor]:
     """At most `max_frames` evenly spaced valid frames per video, and their validity mask."""
-    B, F, _ = x.shape
-    K = min(F, max_frames)
-    take = lengths.clamp(max=K)  # frames kept per video
-    k = torch.arange(K, device=x.device)[None, :]
-    # Frame k of the kept ones sits at floor(k * length / kept): evenly over the valid span.
-    index = (k * lengths[:, None]) // take.clamp_min(1)[:, None]
-    index = index.clamp(max=F - 1)
-    frames = torch.gather(x, 1, index[..., None].expand(B, K, x.shape[2]))
-    return frames, k < take[:, None]
+    index, valid = even_frames(lengths, x.shape[1], max_frames)
+    return gather_frames(x, index), valid

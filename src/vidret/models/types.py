@@ -16,10 +16,20 @@ class VideoBatch:
     lengths: dict[str, Tensor]  # expert -> [B] int64
     # expert -> [B, frames] seconds of each frame (NaN unknown), for experts that have them
     times: dict[str, Tensor] = field(default_factory=dict)
+    # expert -> [B, frames, regions, dim] region features and [B, frames, regions] bool real
+    # regions, for experts that have them, when the model reads regions
+    regions: dict[str, Tensor] = field(default_factory=dict)
+    region_mask: dict[str, Tensor] = field(default_factory=dict)
 
     def to(self, device: torch.device | str) -> VideoBatch:
         move = lambda d: {k: v.to(device, non_blocking=True) for k, v in d.items()}  # noqa: E731
-        return VideoBatch(move(self.features), move(self.lengths), move(self.times))
+        return VideoBatch(
+            move(self.features),
+            move(self.lengths),
+            move(self.times),
+            move(self.regions),
+            move(self.region_mask),
+        )
 
     def __len__(self) -> int:
         return len(next(iter(self.lengths.values())))
@@ -59,3 +69,7 @@ class Embeddings:
 
     vectors: Tensor  # [B, E, d], L2-normalized along d
     weights: Tensor  # [B, E]
+    # probabilistic backbones (ProTA), in training: each item's mean token variance and the
+    # KL of its token distributions to N(0, I), [B] each; None for point embeddings
+    uncertainty: Tensor | None = None
+    kl: Tensor | None = None

@@ -212,6 +212,15 @@ def _build_index(
                 f"expects {dim}-d features"
             )
 
+    regions = list(signature.get("regions", {}))
+    for name in regions:
+        have = dataset.experts[name]
+        if [have.num_regions, have.region_dim] != signature["regions"][name]:
+            raise VidretError(
+                f"{data_dir}: expert '{name}' has region features {have.num_regions} x "
+                f"{have.region_dim} a frame, the model in {run_dir} was trained on "
+                f"{signature['regions'][name]}: extract with the same --regions"
+            )
     require_finite(dataset, experts)
 
     parts: list[Embeddings] = []
@@ -220,7 +229,7 @@ def _build_index(
         for start in progress_bar(
             range(0, len(rows), batch), enabled=progress, desc="embedding videos", unit="batch"
         ):
-            video = dataset_video_batch(dataset, experts, rows[start : start + batch])
+            video = dataset_video_batch(dataset, experts, rows[start : start + batch], regions)
             parts.append(model.embed_video(video))
     embeddings = Embeddings(
         torch.cat([p.vectors for p in parts]), torch.cat([p.weights for p in parts])
@@ -232,7 +241,7 @@ def _build_index(
         from vidret.search.segments import embed_segments
 
         embeddings, videos = embed_segments(
-            model, dataset, experts, videos, segment_seconds, progress
+            model, dataset, experts, videos, segment_seconds, progress, regions
         )
         reference["segments"] = {"seconds": segment_seconds}
         bank_size = 0  # the bank's normalizers are of whole videos

@@ -48,6 +48,7 @@ def embed_segments(
     videos: list[dict[str, Any]],
     seconds: float,
     progress: bool = True,
+    regions: list[str] | tuple[str, ...] = (),
 ) -> tuple[Embeddings, list[dict[str, Any]]]:
     """Every video's segments embedded, and their metadata (the video's + `segment`)."""
     vectors, weights, rows = [], [], []
@@ -57,7 +58,7 @@ def embed_segments(
             duration = float(max(frame_times(dataset, e, row).max(initial=0.0) for e in experts))
         spans = segment_spans(max(duration, 1e-3), seconds)
         with torch.inference_mode():
-            embedded = model.embed_video(window_batch(dataset, experts, row, spans))
+            embedded = model.embed_video(window_batch(dataset, experts, row, spans, regions))
         vectors.append(embedded.vectors)
         weights.append(embedded.weights)
         rows += [{**videos[row], "segment": [round(float(s), 3), round(float(e), 3)]}

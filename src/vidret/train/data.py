@@ -14,6 +14,7 @@ from vidret.data.splits import cross_validation_fold, resolve_split, scored_capt
 from vidret.data.validate import require_finite
 from vidret.errors import VidretError
 from vidret.models.base import ModelSignature
+from vidret.models.registry import reads_regions
 from vidret.models.types import TextBatch, VideoBatch
 from vidret.text.cache import TextFeatureCache
 from vidret.text.sentence_bert import EncodedTexts, resolve_model_path
@@ -29,12 +30,20 @@ class PreparedData:
     # part -> the caption rows it scores, where its split file names them (MSR-VTT 1k-A:
     # one caption per test video); a part not here scores all captions of its videos
     scored: dict[str, np.ndarray] = field(default_factory=dict)
+    # the model reads region features (a region backbone): batches carry them
+    with_regions: bool = False
 
     def signature(self) -> ModelSignature:
+        experts = {e: self.dataset.experts[e] for e in self.experts}
         return ModelSignature(
-            experts={e: self.dataset.experts[e].dim for e in self.experts},
-            frames={e: self.dataset.experts[e].frames for e in self.experts},
+            experts={e: x.dim for e, x in experts.items()},
+            frames={e: x.frames for e, x in experts.items()},
             text_dim=int(self.text.sentence.shape[1]),
+            regions={
+                e: [x.num_regions, x.region_dim]
+                for e, x in experts.items()
+                if self.with_regions and x.regions is not None
+            },
         )
 
     def caption_rows(
@@ -110,7 +119,9 @@ def prepare_data(
             max_tokens=cfg.text.max_tokens,
         )
         text = cache.get(dataset.captions, progress=progress)
-    return PreparedData(dataset, wanted, text, model_path, splits, scored)
+    return PreparedData(
+        dataset, wanted, text, model_path, splits, scored, reads_regions(cfg.model.backbone)
+    )
 
 
 def source_features(dataset: VideoDataset, name: str, root: Path) -> EncodedTexts:
@@ -157,22 +168,36 @@ def split_caption_rows(dataset: VideoDataset, root: Path, name: str) -> np.ndarr
 
 
 def video_batch(data: PreparedData, rows: np.ndarray) -> VideoBatch:
-    return dataset_video_batch(data.dataset, data.experts, rows)
+    regions = list(data.signature().regions)
+    return dataset_video_batch(data.dataset, data.experts, rows, regions)
 
 
-def dataset_video_batch(dataset: VideoDataset, experts: list[str], rows: np.ndarray) -> VideoBatch:
-    """Features of these video rows (read from the memory map: only these rows)."""
+def dataset_video_batch(
+    dataset: VideoDataset, experts: list[str], rows: np.ndarray, regions: list[str] = ()
+) -> VideoBatch:
+    """Features of these video rows (read from the memory map: only these rows), with the
+    region features of the experts in `regions`."""
     order = np.argsort(rows)  # memmaps read fastest in file order
-    feats, lengths, times = {}, {}, {}
+    batch = VideoBatch({}, {})
     for name in experts:
         expert = dataset.experts[name]
-        block = np.empty((len(rows), expert.frames, expert.dim), np.float32)
-        block[order] = expert.features[rows[order]]
-        feats[name] = torch.from_numpy(block)
-        lengths[name] = torch.from_numpy(expert.lengths[rows])
+        batch.features[name] = _rows(expert.features, rows, order)
+        batch.lengths[name] = torch.from_numpy(expert.lengths[rows])
         if expert.times is not None:
-            times[name] = torch.from_numpy(np.asarray(expert.times[rows], np.float32))
-    return VideoBatch(feats, lengths, times)
+            batch.times[name] = torch.from_numpy(np.asarray(expert.times[rows], np.float32))
+        if name in regions and expert.regions is not None:
+            batch.regions[name] = _rows(expert.regions, rows, order)
+            if expert.region_mask is not None:
+                mask = np.empty((len(rows), *expert.region_mask.shape[1:]), np.bool_)
+                mask[order] = expert.region_mask[rows[order]]
+                batch.region_mask[name] = torch.from_numpy(mask)
+    return batch
+
+
+def _rows(array: np.ndarray, rows: np.ndarray, order: np.ndarray) -> torch.Tensor:
+    block = np.empty((len(rows), *array.shape[1:]), np.float32)
+    block[order] = array[rows[order]]
+    return torch.from_numpy(block)
 
 
 def text_batch(data: PreparedData, caption_rows: np.ndarray) -> TextBatch:

@@ -61,4 +61,10 @@ def unscale_objective_grads(objective: Objective, group: ProcessGroup) -> None:
 
 
 def _gather(e: Embeddings, group: ProcessGroup) -> Embeddings:
-    return Embeddings(gather_with_grad(e.vectors, group), gather_with_grad(e.weights, group))
+    optional = lambda x: None if x is None else gather_with_grad(x, group)  # noqa: E731
+    return Embeddings(
+        gather_with_grad(e.vectors, group),
+        gather_with_grad(e.weights, group),
+        optional(e.uncertainty),
+        optional(e.kl),
+    )

@@ -28,6 +28,8 @@ from vidret.io import write_json_atomic
 from vidret.locking import folder_lock, remove_stale_temporaries
 from vidret.losses.registry import build_objective
 from vidret.losses.relevance import relevance_vectors, video_caption_index
+from vidret.models.base import ModelSignature
+from vidret.models.registry import reads_regions
 from vidret.models.retrieval import build_model
 from vidret.progress import note, progress_bar
 from vidret.train import run as run_files
@@ -47,6 +49,15 @@ from vidret.train.step import backward_scale, global_batch_loss, unscale_objecti
 from vidret.version import code_version
 
 LOWER_IS_BETTER = ("MdR", "MnR")
+
+
+def region_note(backbone: str, signature: ModelSignature) -> dict[str, Any]:
+    """model.json's word on what a region backbone took as regions: the experts' own region
+    features, or the frames themselves (data without `<expert>.regions.npy`)."""
+    if not reads_regions(backbone):
+        return {}
+    took = {e: "regions" if e in signature.regions else "frames" for e in signature.experts}
+    return {"regions": took}
 
 
 def metric_value(metrics: dict[str, Any], path: str) -> float:
@@ -178,6 +189,7 @@ class _Trainer:
                     "text_model": str(data.text_model_path),
                     "split": {p: len(r) for p, r in data.splits.items()},
                     "vidret_version": code_version(),
+                    **region_note(cfg.model.backbone, signature),
                 },
             )
         logger = (

@@ -24,7 +24,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from vidret.data.format import CAPTIONS_FILE, METADATA_FILE, VIDEOS_FILE, lengths_file
+from vidret.data.format import (
+    CAPTIONS_FILE,
+    METADATA_FILE,
+    VIDEOS_FILE,
+    lengths_file,
+    regions_file,
+)
 from vidret.data.jsonl import read_jsonl_objects
 from vidret.errors import Problem, VidretError
 from vidret.io import atomic_directory, write_json_atomic, write_jsonl_atomic
@@ -65,6 +71,7 @@ class EmbeddedVideo:
     features: np.ndarray  # float16 [frames, dim]
     thumbnail: np.ndarray  # uint8 [size, size, 3]: the middle frame
     decoded: DecodedVideo  # its times and properties; `frames` emptied
+    regions: np.ndarray | None = None  # float16 [frames, regions, dim] (`--regions N`)
 
 
 class _Assembler:
@@ -73,6 +80,7 @@ class _Assembler:
     def __init__(self, encoder: Any):
         self.encoder = encoder
         self.features: list[np.ndarray] = []
+        self.regions: list[np.ndarray] = []
         self.times: list[np.ndarray] = []
         self.thumbnail: np.ndarray | None = None
         self.header: VideoHeader | None = None
@@ -83,7 +91,12 @@ class _Assembler:
         middle = header.frames // 2  # the thumbnail: the video's middle sampled frame
         if self.count <= middle < self.count + len(frames):
             self.thumbnail = frames[middle - self.count].copy()
-        self.features.append(self.encoder.encode(frames).astype(np.float16))
+        if getattr(self.encoder, "regions", 0):
+            features, regions = self.encoder.encode_regions(frames)
+            self.regions.append(regions.astype(np.float16))
+        else:
+            features = self.encoder.encode(frames)
+        self.features.append(features.astype(np.float16))
         self.times.append(times)
         self.count += len(frames)
 
@@ -94,7 +107,8 @@ class _Assembler:
         decoded = DecodedVideo(
             empty, np.concatenate(self.times), h.duration, h.fps, h.width, h.height
         )
-        return EmbeddedVideo(np.concatenate(self.features), self.thumbnail, decoded)
+        regions = np.concatenate(self.regions) if self.regions else None
+        return EmbeddedVideo(np.concatenate(self.features), self.thumbnail, decoded, regions)
 
 
 def embed_file(
@@ -130,6 +144,7 @@ class _Video:
     meta: dict[str, Any]
     features: np.ndarray  # float16 [frames, dim]
     thumbnail: Path | None  # where its thumbnail is now (old dataset or the staging folder)
+    regions: np.ndarray | None = None  # float16 [frames, regions, dim]
 
 
 def extract_dataset(
@@ -192,6 +207,8 @@ def _extract(
     report = ExtractReport()
     encoder = encoder or EfficientNetLite0()
     settings = {"encoder": encoder.name, "size": encoder.size, **sampling.describe()}
+    if getattr(encoder, "regions", 0):  # absent otherwise: older folders stay comparable
+        settings["regions"] = encoder.regions
 
     existing = _read_existing(out, settings)
     rows: dict[str, _Video] = {}  # relative file -> row
@@ -240,7 +257,7 @@ def _extract(
             thumb = thumbs / f"{video_id}.jpg"
             Image.fromarray(embedded.thumbnail).save(thumb, quality=85)
             meta = _metadata(video_id, rel, path, embedded.decoded)
-            rows[rel] = _Video(meta, features, thumb)
+            rows[rel] = _Video(meta, features, thumb, embedded.regions)
             report.added.append(video_id)
             report.frames += len(features)
             report.seconds = time.perf_counter() - start
@@ -393,9 +410,15 @@ def _read_existing(out: Path, settings: dict[str, Any]) -> dict[str, _Video]:
     name = settings["encoder"]
     features = np.load(out / f"{name}.npy")
     lengths = np.load(lengths_file(out, name))
+    regions = np.load(regions_file(out, name), mmap_mode="r") if settings.get("regions") else None
     videos = [json.loads(line) for line in (out / VIDEOS_FILE).read_text().splitlines() if line]
     return {
-        v["file"]: _Video(v, features[i, : lengths[i]], out / v["thumbnail"])
+        v["file"]: _Video(
+            v,
+            features[i, : lengths[i]],
+            out / v["thumbnail"],
+            None if regions is None else np.array(regions[i, : lengths[i]]),
+        )
         for i, v in enumerate(videos)
     }
 
@@ -439,6 +462,8 @@ def _write_dataset(
     with atomic_directory(out, overwrite=True) as tmp:
         np.save(tmp / f"{encoder.name}.npy", features)
         np.save(lengths_file(tmp, encoder.name), lengths)
+        if settings.get("regions"):
+            _save_regions(regions_file(tmp, encoder.name), ordered, frames)
         write_jsonl_atomic(tmp / VIDEOS_FILE, (v.meta for v in ordered))
         if captions is not None:
             write_jsonl_atomic(tmp / CAPTIONS_FILE, caption_rows)
@@ -460,3 +485,17 @@ def _write_dataset(
     # Rows kept from the old folder now point into the new one (the old one is gone).
     for video in ordered:
         video.thumbnail = out / video.meta["thumbnail"]
+
+
+def _save_regions(path: Path, ordered: list[_Video], frames: int) -> None:
+    """`[videos, frames, regions, dim]` float16, written a video at a time into a file-backed
+    array: region features are `regions` times the frame features, too many to stack."""
+    first = next(v.regions for v in ordered if v.regions is not None)
+    shape = (len(ordered), frames, *first.shape[1:])
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=shape)
+    for i, video in enumerate(ordered):
+        assert video.regions is not None
+        out[i, : len(video.regions)] = video.regions
+        out[i, len(video.regions) :] = 0
+    out.flush()
+    del out

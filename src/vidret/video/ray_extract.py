@@ -31,15 +31,15 @@ LOCAL = "local"  # --ray with no address: a Ray started here for this extraction
 class FrameEncoderActor:
     """One frame encoder in a Ray actor: a batch of paths -> their features (or why not)."""
 
-    def __init__(self, sampling: dict[str, Any], backend: str):
+    def __init__(self, sampling: dict[str, Any], backend: str, regions: int = 0):
         from vidret.video.frame_encoder import EfficientNetLite0
 
         self.sampling = Sampling(**sampling)
-        self.encoder = EfficientNetLite0(backend, threads=1)  # type: ignore[arg-type]
+        self.encoder = EfficientNetLite0(backend, threads=1, regions=regions)  # type: ignore[arg-type]
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {
-            "path": [], "features": [], "thumbnail": [], "decoded": [], "error": []
+            "path": [], "features": [], "thumbnail": [], "decoded": [], "error": [], "regions": []
         }  # fmt: skip
         for path in batch["path"]:
             embedded = embed_file(Path(path), self.sampling, self.encoder)
@@ -48,10 +48,12 @@ class FrameEncoderActor:
                 out["features"].append(None)
                 out["thumbnail"].append(None)
                 out["decoded"].append(None)
+                out["regions"].append(None)
                 out["error"].append(str(embedded))
                 continue
             d = embedded.decoded
             out["features"].append(embedded.features)
+            out["regions"].append(embedded.regions)
             out["thumbnail"].append(embedded.thumbnail)
             out["decoded"].append(
                 {"times": d.times.tolist(), "duration": d.duration, "fps": d.fps,
@@ -97,6 +99,7 @@ def ray_embedded(
             fn_constructor_kwargs={
                 "sampling": sampling.__dict__,
                 "backend": getattr(encoder, "backend", "onnx"),
+                "regions": getattr(encoder, "regions", 0),
             },
             batch_size=1,
             concurrency=workers,
@@ -120,7 +123,10 @@ def ray_embedded(
             yield (
                 path,
                 EmbeddedVideo(
-                    np.asarray(row["features"], np.float16), np.asarray(row["thumbnail"]), decoded
+                    np.asarray(row["features"], np.float16),
+                    np.asarray(row["thumbnail"]),
+                    decoded,
+                    None if row["regions"] is None else np.asarray(row["regions"], np.float16),
                 ),
             )
     finally:
