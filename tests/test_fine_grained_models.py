@@ -14,6 +14,7 @@ from torch import nn
 
 from helpers import TINY, clip_dataset
 from vidret.config import LossConfig, ModelConfig, load_config
+from vidret.errors import VidretError
 from vidret.losses.base import LossContext
 from vidret.losses.infonce import InfoNCE
 from vidret.losses.prota import ProTALoss
@@ -29,7 +30,8 @@ B, F, R, D, T = 5, 7, 3, 6, 4
 
 
 def _model(backbone: str, regions: bool, **cfg) -> nn.Module:
-    signature = ModelSignature({"frames": D}, {"frames": F}, 8, {"frames": [R, D]} if regions else {})
+    region_dims = {"frames": [R, D]} if regions else {}
+    signature = ModelSignature({"frames": D}, {"frames": F}, 8, region_dims)
     config = ModelConfig(backbone=backbone, hidden_dim=16, embed_dim=8, max_frames=F, layers=1,
                          heads=2, dropout=0.0, **cfg)  # fmt: skip
     with warnings.catch_warnings():
@@ -194,8 +196,9 @@ def test_every_objective_trains_each_new_backbone(backbone: str, tmp_path: Path)
     data = clip_dataset(tmp_path / "d", with_times=True)
     for objective in OBJECTIVES:
         run = tmp_path / objective
-        cfg = load_config(None, [*TINY, f"model.backbone={backbone}", f"loss.name={objective}",
-                                 "train.epochs=1", "data.sizes=16/4/4", "train.batch_size=8"])  # fmt: skip
+        settings = [f"model.backbone={backbone}", f"loss.name={objective}", "train.epochs=1",
+                    "data.sizes=16/4/4", "train.batch_size=8"]  # fmt: skip
+        cfg = load_config(None, [*TINY, *settings])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             result = train(cfg, run, data, progress=False)
@@ -205,6 +208,6 @@ def test_every_objective_trains_each_new_backbone(backbone: str, tmp_path: Path)
 
 
 def test_config_errors_are_clear() -> None:
-    with pytest.raises(Exception, match="must not exceed model.embed_dim"):
+    with pytest.raises(VidretError, match=r"must not exceed model\.embed_dim"):
         load_config(None, ["model.backbone=prota", "model.embed_dim=16", "model.low_dim=32"])
     assert LossConfig(name="prota").kl_weight > 0

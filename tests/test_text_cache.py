@@ -76,3 +76,11 @@ def test_cache_location_follows_the_environment(tmp_path: Path, monkeypatch) -> 
     monkeypatch.delenv("VIDRET_CACHE_DIR")
     (tmp_path / "data").mkdir()
     assert cache_module.cache_root(tmp_path / "data") == (tmp_path / "data" / "cache").resolve()
+    # a folder marked read-only (r-x, as ../shared/data is) is not written into, even by root
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "data").chmod(0o555)
+    try:
+        root = cache_module.cache_root(tmp_path / "data")
+    finally:
+        (tmp_path / "data").chmod(0o755)
+    assert root.parent == tmp_path / "home" / ".cache" / "vidret" and root.name.startswith("data-")

@@ -5,7 +5,9 @@ none), keyed by model and by caption text: a text already encoded is never encod
 again, whichever dataset or split asks for it.
 
 Where: `$VIDRET_CACHE_DIR/<dataset>` if set, else `<dataset>/cache` when the dataset
-folder is writable, else `~/.cache/vidret/<dataset>` (read-only data, like ../shared).
+folder is writable, else `~/.cache/vidret/<dataset>` (read-only data, like ../shared). A
+folder whose owner may not write it (mode r-x) counts as read-only even for root, who
+could: its owner marked it as data not to be written into.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +36,17 @@ def user_cache_dir() -> Path:
 def cache_root(dataset_root: Path) -> Path:
     dataset_root = dataset_root.resolve()
     tag = f"{dataset_root.name}-{hashlib.sha1(str(dataset_root).encode()).hexdigest()[:8]}"
-    if os.environ.get("VIDRET_CACHE_DIR") or not os.access(dataset_root, os.W_OK):
+    if os.environ.get("VIDRET_CACHE_DIR") or not _writable(dataset_root):
         return user_cache_dir() / tag
     return dataset_root / CACHE_DIR
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        owner_may_write = bool(folder.stat().st_mode & stat.S_IWUSR)
+    except OSError:
+        return False
+    return owner_may_write and os.access(folder, os.W_OK)
 
 
 def model_key(model_path: Path) -> str:
