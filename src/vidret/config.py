@@ -97,7 +97,7 @@ class ModelConfig(ConfigSection):
                 f"model.low_dim ({self.low_dim}) must not exceed model.embed_dim "
                 f"({self.embed_dim}): the low space is the smaller of ProTA's two"
             )
-        if self.backbone == "mmt" and self.hidden_dim % self.heads:
+        if self.backbone in ("mmt", "prota") and self.hidden_dim % self.heads:
             raise ValueError(
                 f"model.hidden_dim ({self.hidden_dim}) must be divisible by model.heads "
                 f"({self.heads}): each attention head takes an equal share of the width"

@@ -71,9 +71,7 @@ class SlotAggregation(nn.Module):
 class ProTA(Backbone):
     def __init__(self, cfg: ModelConfig, signature: ModelSignature):
         super().__init__(cfg, signature)
-        d = cfg.hidden_dim
-        if d % cfg.heads:
-            raise ValueError(f"model.hidden_dim ({d}) must be divisible by model.heads")
+        d = cfg.hidden_dim  # divisible by cfg.heads: the config checks it
         self.project = nn.ModuleDict({e: nn.Linear(dim, d) for e, dim in signature.experts.items()})
         self.expert_type = nn.Embedding(len(signature.experts), d)
         self.temporal = nn.Embedding(cfg.max_frames, d)
