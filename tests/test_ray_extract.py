@@ -22,7 +22,8 @@ def test_ray_extraction_equals_the_single_process_path(tmp_path: Path) -> None:
     assert made.exit_code == 0, made.output
     (videos / "broken.mp4").write_bytes(b"not a video")  # reported and skipped by both
     here, on_ray = tmp_path / "here", tmp_path / "ray"
-    common = ["--frames", "6", "--captions", str(videos / "captions.jsonl")]
+    # with region features: the actors return them as the single-process path stores them
+    common = ["--frames", "6", "--captions", str(videos / "captions.jsonl"), "--regions", "4"]
     plain = runner.invoke(app, ["extract", str(videos), "--out", str(here), *common])
     assert plain.exit_code == 0, plain.output
     args = ["extract", str(videos), "--out", str(on_ray), *common, "--ray", "--ray-workers", "2"]
@@ -34,7 +35,8 @@ def test_ray_extraction_equals_the_single_process_path(tmp_path: Path) -> None:
         return [json.loads(line) for line in (folder / "videos.jsonl").read_text().splitlines()]
 
     assert rows(on_ray) == rows(here)  # ids, times, sizes, thumbnails: the same
-    for name in ("efficientnet_lite0.npy", "efficientnet_lite0.lengths.npy"):
+    names = ("efficientnet_lite0.npy", "efficientnet_lite0.lengths.npy")
+    for name in (*names, "efficientnet_lite0.regions.npy"):
         np.testing.assert_allclose(
             np.load(on_ray / name).astype(np.float32),
             np.load(here / name).astype(np.float32),
