@@ -209,17 +209,20 @@ def test_search_hits_are_refined_by_cdnet(
     assert [(h["video_id"], h["score"]) for h in refined] == [
         (h["video_id"], h["score"]) for h in plain["results"]]  # fmt: skip
     for hit, before in zip(refined, plain["results"], strict=True):
-        assert hit["coarse_segment"] == before["segment"]
-        lo, hi = before["segment"]
-        assert max(0, lo - (hi - lo)) - 1e-6 <= hit["segment"][0] < hit["segment"][1]
-        assert hit["segment"][1] <= min(durations[hit["video_id"]], hi + (hi - lo)) + 1e-6
+        assert [hit["coarse_start"], hit["coarse_end"]] == [before["start"], before["end"]]
+        lo, hi = before["start"], before["end"]
+        assert max(0, lo - (hi - lo)) - 1e-6 <= hit["start"] < hit["end"]
+        assert hit["end"] <= min(durations[hit["video_id"]], hi + (hi - lo)) + 1e-6
     body = (
         TestClient(create_app(index, refine=cdnet_run))
         .get("/search", params={"q": "caption 1", "k": 3})
         .json()
     )
-    assert [[h["start"], h["end"]] for h in body["results"]] == [
-        h["segment"] for h in refined[:3]]  # fmt: skip
+    # the API gives the same fields as search --json, the window before CDNet included
+    fields = ("video_id", "start", "end", "coarse_start", "coarse_end")
+    assert [[h[f] for f in fields] for h in body["results"]] == [
+        [h[f] for f in fields] for h in refined[:3]]  # fmt: skip
+    assert set(body["results"][0]) == set(refined[0])
     # a whole-video index has no moments to refine
     whole = tmp_path / "whole-index"
     assert runner.invoke(app, ["index", "--run", str(run), "--data", str(moment_data),

@@ -129,7 +129,7 @@ def test_search_cli_says_when_nothing_matches_well(small_world: dict[str, Path])
 def test_cards_describe_videos_known_only_by_features() -> None:
     """MSR-VTT's videos exist here only as features: a card gets the caption, the clip's
     duration (end - start) and the source link; never a non-web link."""
-    from vidret.search.server import _links
+    from vidret.search.hits import card as _links
 
     meta = {"video_id": "video0", "caption": "a car is shown", "start": 137.72, "end": 149.44,
             "url": "https://www.youtube.com/watch?v=9lZi22qLlEo"}  # fmt: skip

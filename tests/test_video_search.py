@@ -201,7 +201,9 @@ def test_search_cli_json_and_errors(trained: dict) -> None:
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
     assert [r["rank"] for r in body["results"]] == [1, 2, 3]
-    assert body["results"][0]["path"].endswith(".mkv")
+    assert body["results"][0]["file_name"].endswith(".mkv")
+    assert body["results"][0]["video_url"].startswith("file:///")
+    assert body["results"][0]["video_url"].endswith(".mkv")
     with pytest.raises(VidretError, match="empty"):
         SearchEngine(trained["index"]).search("   ")
 

@@ -18,6 +18,21 @@ import numpy as np
 from vidret.json_output import rounded
 
 
+def current_umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def make_temporary_folder(beside: Path, suffix: str) -> Path:
+    """A new hidden folder `.NAME.*SUFFIX` beside `beside`, with the mode a plain `mkdir`
+    gives (mkdtemp makes 0700, which a server running as another user could not read)."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{beside.name}.", suffix=suffix, dir=beside.parent))
+    os.chmod(tmp, 0o777 & ~current_umask())
+    return tmp
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it is renamed onto `path`.
@@ -29,6 +44,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; a plain open would not
     try:
         yield tmp
         os.replace(tmp, path)
@@ -83,7 +99,7 @@ def atomic_directory(path: Path | str, overwrite: bool = False) -> Iterator[Path
     with folder_lock(path, wait=True) as lock:
         if not lock.nested:  # an outer holder (e.g. `vidret extract`) cleaned at its start
             remove_stale_temporaries(path)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+        tmp = make_temporary_folder(path, ".partial")
         try:
             yield tmp
             if path.exists():

@@ -100,11 +100,14 @@ def demo(
 def demo_videos(
     folder: Annotated[Path, typer.Argument(help="where to write the video files")],
     clips: Annotated[int, typer.Option(help="clips per scene (6 scenes)")] = 3,
+    overwrite: Annotated[
+        bool, typer.Option(help="write into a folder that is not empty (same names replaced)")
+    ] = False,
 ) -> None:
     """Write short generated video files and their captions.jsonl, to try search."""
     from vidret.video.synthetic import write_demo_videos
 
-    captions = write_demo_videos(folder, clips_per_scene=clips)
+    captions = write_demo_videos(folder, clips_per_scene=clips, overwrite=overwrite)
     typer.echo(f"wrote {6 * clips} generated video files to {folder}, captions in {captions}")
 
 

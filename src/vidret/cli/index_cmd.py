@@ -37,9 +37,7 @@ def index_command(
         float,
         typer.Option(
             help="with --run: score = (1 - W) x the model's + W x the zero-shot concepts' "
-            "(a model trained on `vidret extract` features; 0: off)",
-            min=0.0,
-            max=1.0,
+            "(a model trained on `vidret extract` features; 0: off; below 1)",
         ),
     ] = 0.0,
     kind: Annotated[
@@ -57,7 +55,8 @@ def index_command(
         ),
     ] = 2000,
 ) -> None:
-    """Build INDEX_DIR: vectors, video metadata and the model reference, written atomically."""
+    """Build an index folder (--out): vectors, video metadata and the model reference,
+    written atomically."""
     from vidret.errors import VidretError
     from vidret.search.index import build_index
     from vidret.search.zero_shot_index import build_zero_shot_index
@@ -67,6 +66,11 @@ def index_command(
             raise VidretError(
                 "--zero-shot uses no trained model: leave out --run (or, to fuse concepts "
                 "with a trained model, give --run and --fuse W without --zero-shot)"
+            )
+        if segment_seconds is not None:
+            raise VidretError(
+                "--segment-seconds needs a trained model (--run): a zero-shot index holds "
+                "whole videos only"
             )
         index = build_zero_shot_index(data, out, kind, pooling, top, overwrite=overwrite)
         typer.echo(

@@ -41,14 +41,17 @@ def search_command(
         check_normalization_name,
         check_query,
     )
+    from vidret.search.hits import hit_record
 
     query = check_query(query)  # before the model is loaded: a bad argument fails at once
     check_k(k)
     check_normalization_name(normalize)
     faiss.omp_set_num_threads(1)  # one query: FAISS's threads cost more than they save
-    result = SearchEngine(index, refine=refine).search(query, k, normalize)
+    engine = SearchEngine(index, refine=refine)
+    result = engine.search(query, k, normalize)
     if as_json:
-        rows = [{"rank": h.rank, "score": h.score, **h.video} for h in result.hits]
+        roots = engine.index.info.get("files") or {}
+        rows = [hit_record(h.rank, h.score, h.video, roots, local=True) for h in result.hits]
         body = {
             "query": result.query,
             "normalization": result.normalization,

@@ -29,6 +29,7 @@ from vidret.data.format import (
     region_mask_file,
     regions_file,
     times_file,
+    video_id_problem,
 )
 from vidret.data.jsonl import read_jsonl_objects
 from vidret.data.moments import Moments, read_moments
@@ -210,8 +211,9 @@ def _read_videos(root: Path, problems: list[Problem]) -> list[dict[str, Any]]:
     first_line: dict[str, int] = {}
     for line_no, obj in read_jsonl_objects(path, problems):
         vid = obj.get("video_id")
-        if not isinstance(vid, str) or not vid.strip():
-            problems.append(Problem(VIDEOS_FILE, "needs a non-empty string 'video_id'", line_no))
+        bad_id = video_id_problem(vid)
+        if bad_id:
+            problems.append(Problem(VIDEOS_FILE, bad_id, line_no))
             continue
         if vid in first_line:
             problems.append(

@@ -12,6 +12,9 @@ page (`url`), and `vidret serve` hands these to any browser that asks. Metadata 
 - `url`: an `http://` or `https://` address (never `javascript:`, `file:` or `data:`).
 
 The extension rule means that even a video folder set to `/` exposes no `/etc/passwd`.
+A reference that cannot be resolved (a symlink loop) is a problem like any other, never a
+crash. The server then opens what passed without following links
+(`vidret.search.served_file`), so a file swapped for a link after the check is not served.
 """
 
 from __future__ import annotations
@@ -44,8 +47,11 @@ def confined_file(value: Any, base: Path, suffixes: frozenset[str], absolute_ok:
     given = Path(value)
     if given.is_absolute() and not absolute_ok:
         raise UnsafeReferenceError(f"{value!r} must be relative to the dataset folder")
-    resolved = (base / given).resolve()  # follows symlinks: a link out of the folder fails
-    base = base.resolve()
+    try:  # follows symlinks: a link out of the folder fails
+        resolved = (base / given).resolve()
+        base = base.resolve()
+    except (RuntimeError, OSError) as e:  # RuntimeError: a symlink loop (Python < 3.13)
+        raise UnsafeReferenceError(f"{value!r} cannot be resolved: {e}") from None
     if not resolved.is_relative_to(base):
         raise UnsafeReferenceError(f"{value!r} resolves to {resolved}, outside {base}")
     if resolved.suffix.lower() not in suffixes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 VIDEOS_FILE = "videos.jsonl"
@@ -19,6 +20,26 @@ TIMES_SUFFIX = ".times.npy"  # optional: [num_videos, frames] seconds of each fr
 REGIONS_SUFFIX = ".regions.npy"
 REGION_MASK_SUFFIX = ".region_mask.npy"
 _COMPANION_SUFFIXES = (LENGTHS_SUFFIX, TIMES_SUFFIX, REGIONS_SUFFIX, REGION_MASK_SUFFIX)
+
+# A video id names the video in file names (thumbnails/<id>.jpg) and in the API's URLs
+# (/videos/<id>), so it is kept to characters that mean the same in both: ASCII letters,
+# digits, `_`, `-` and `.`, starting with a letter, digit or `_` (so never `.` or `..`),
+# at most 200 long. MSR-VTT (`video7`), ActivityNet (`v_-Hx1`) and LSMDC
+# (`0001_American_Beauty_00.00.51.926-00.00.54.129`) ids all fit.
+VIDEO_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
+
+
+def video_id_problem(value: object) -> str | None:
+    """Why `value` is not a valid video id, or None if it is one."""
+    if not isinstance(value, str) or not value:
+        return "needs a non-empty string 'video_id'"
+    if not VIDEO_ID.fullmatch(value):
+        return (
+            f"video_id {value!r} has characters outside the id alphabet (letters, digits, "
+            "'_', '-', '.'; not starting with '.'; at most 200; see docs/datasets.md)"
+        )
+    return None
+
 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".mpg", ".mpeg", ".wmv", ".flv", ".ogv"}

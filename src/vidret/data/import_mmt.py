@@ -34,8 +34,16 @@ from vidret.data.format import (
     VIDEOS_FILE,
     lengths_file,
     times_file,
+    video_id_problem,
 )
-from vidret.data.mmt_h5 import LISTS_DIR, is_mmt_release, read_shapes, read_video, video_files
+from vidret.data.mmt_h5 import (
+    LISTS_DIR,
+    evenly_spaced,
+    is_mmt_release,
+    read_shapes,
+    read_video,
+    video_files,
+)
 from vidret.data.protocols import protocol_splits
 from vidret.errors import VidretError
 from vidret.io import atomic_directory, write_json_atomic, write_jsonl_atomic
@@ -145,9 +153,19 @@ def _read_captions(
                 f"{path}: expected a dict video_id -> captions, got {type(raw).__name__}"
             )
         for vid, caps in raw.items():
-            if isinstance(caps, str):
+            bad_id = video_id_problem(vid)
+            if bad_id:
+                report.skipped.append(f"{path.name}: {bad_id}; the video is left out")
+                continue
+            if isinstance(caps, (str, bytes)) or (isinstance(caps, np.ndarray) and caps.ndim == 0):
                 caps = [caps]
-            texts = [_caption_text(c) for c in caps]
+            if not isinstance(caps, (list, tuple, np.ndarray)):
+                report.skipped.append(
+                    f"{vid}: captions in {path.name} are a {type(caps).__name__}, "
+                    "not a list of captions; the video is left out"
+                )
+                continue
+            texts = [_caption_text(c, path, vid) for c in caps]
             texts = [t for t in texts if t]
             if not texts:
                 report.skipped.append(f"{vid}: no non-empty caption in {path.name}")
@@ -158,13 +176,22 @@ def _read_captions(
     return captions
 
 
-def _caption_text(caption: Any) -> str:
-    """A caption is a list of words (tokens) or a string."""
+def _caption_text(caption: Any, path: Path, vid: str) -> str:
+    """A caption is a list of words (tokens) or a string (bytes: UTF-8); "" otherwise."""
+    if isinstance(caption, np.ndarray):
+        caption = caption.tolist()
+    if isinstance(caption, bytes):
+        try:
+            caption = caption.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise VidretError(
+                f"{path}: a caption of video '{vid}' is not valid UTF-8 text ({e})"
+            ) from None
     if isinstance(caption, str):
         return caption.strip()
-    if isinstance(caption, (list, tuple, np.ndarray)):
-        return " ".join(str(w) for w in caption).strip()
-    return ""
+    if isinstance(caption, (list, tuple)):
+        return " ".join(_caption_text(w, path, vid) for w in caption).strip()
+    return str(caption) if isinstance(caption, (int, float)) else ""
 
 
 def _sentence(text: str) -> str:
@@ -181,10 +208,25 @@ def _find_experts(src: Path, caption_files: set[Path]) -> dict[str, Path]:
         if p.suffix in (".pkl", ".pickle") and p not in caption_files and not _caption_side(p, src)
     )
     stems = [p.stem for p in paths]
-    names = {}
-    for p in paths:
-        name = p.stem if stems.count(p.stem) == 1 else f"{p.parent.name}-{p.stem}"
-        names[re.sub(r"[^A-Za-z0-9_.-]+", "_", name)] = p
+    given = {p: p.stem if stems.count(p.stem) == 1 else f"{p.parent.name}-{p.stem}" for p in paths}
+    names = expert_file_names(given.values(), src)
+    return {names[name]: p for p, name in given.items()}
+
+
+def expert_file_names(experts: Any, src: Path) -> dict[str, str]:
+    """Each expert's name as a dataset file stem: characters other than letters, digits,
+    `_` and `-` become `_`, so `rgb.lengths` cannot land on `rgb`'s lengths file; two
+    experts that would share a name are refused."""
+    names: dict[str, str] = {}
+    for expert in experts:
+        name = re.sub(r"[^A-Za-z0-9_-]+", "_", expert).strip("_") or "expert"
+        clash = next((e for e, n in names.items() if n == name), None)
+        if clash is not None:
+            raise VidretError(
+                f"{src}: experts '{clash}' and '{expert}' would both be written as "
+                f"'{name}.npy'; rename one of them"
+            )
+        names[expert] = name
     return names
 
 
@@ -200,7 +242,13 @@ def _write_expert(
         row = row_of.get(str(vid))
         if row is None:
             continue
-        seq = _as_sequence(value)
+        try:
+            seq = _as_sequence(value)
+        except (TypeError, ValueError) as e:  # ragged lists, dicts, strings
+            raise VidretError(
+                f"{path}: the features of video '{vid}' are not an array of numbers "
+                f"({type(value).__name__}: {e})"
+            ) from None
         if seq is None:
             continue
         if dim is None:
@@ -238,12 +286,12 @@ def _as_sequence(value: Any) -> np.ndarray | None:
     elif arr.ndim > 2:
         arr = arr.reshape(arr.shape[0], -1)
     arr = arr[np.isfinite(arr).all(axis=1)]
-    return arr if len(arr) else None
+    return arr if arr.size else None
 
 
 def _subsample(seq: np.ndarray, max_frames: int) -> np.ndarray:
     """Keep at most `max_frames` evenly spaced frames, in order."""
-    return seq if len(seq) <= max_frames else seq[_subsample_index(len(seq), max_frames)]
+    return seq if len(seq) <= max_frames else seq[evenly_spaced(len(seq), max_frames)]
 
 
 MAX_CAPTION_TOKENS = 30  # CE's max_tokens for text
@@ -279,7 +327,13 @@ def _write_caption_features(
         per_caption = raw.get(vid)
         if not isinstance(per_caption, (list, tuple)):
             raise VidretError(f"{path}: no list of caption features for video '{vid}'")
-        arrays = [np.asarray(a, np.float32).reshape(-1, np.shape(a)[-1]) for a in per_caption]
+        try:
+            arrays = [np.atleast_2d(np.asarray(a, np.float32)) for a in per_caption]
+            arrays = [a.reshape(-1, a.shape[-1]) for a in arrays]
+        except (TypeError, ValueError) as e:
+            raise VidretError(
+                f"{path}: the word features of video '{vid}' are not arrays of numbers ({e})"
+            ) from None
         if paragraphs:
             arrays = [np.concatenate(arrays)] if arrays else []
         if len(arrays) != len(captions[vid]):
@@ -288,7 +342,9 @@ def _write_caption_features(
                 f"captions {len(captions[vid])}: they must be in the same order"
             )
         rows += arrays
-    dims = {a.shape[1] for a in rows}
+    dims = {a.shape[1] for a in rows if a.size}
+    if not dims:
+        raise VidretError(f"{path}: every caption's word features are empty")
     if len(dims) != 1:
         raise VidretError(f"{path}: word features of several dimensions {sorted(dims)}")
     dim = dims.pop()
@@ -342,6 +398,10 @@ def _import_mmt_h5(
     captions: dict[str, list[str]] = {}
     sizes: dict[str, list[int]] = {}  # expert -> [dim, most features kept]
     for vid, path in progress_bar(files.items(), enabled=progress, desc="reading sizes"):
+        bad_id = video_id_problem(vid)
+        if bad_id:
+            report.skipped.append(f"{path}: {bad_id}; the video is left out")
+            continue
         texts, shapes = read_shapes(path)
         captions[vid] = [" ".join(_sentence(t) for t in texts)] if paragraphs else texts
         for expert, (n, dim) in shapes.items():
@@ -351,6 +411,8 @@ def _import_mmt_h5(
             have[1] = max(have[1], min(n, max_frames))
     if not sizes:
         raise VidretError(f"{src}: no video has any features.<expert>")
+    names = expert_file_names(sizes, src)
+    sizes = {names[e]: size for e, size in sizes.items()}
     video_ids = sorted(captions)
     lists_dir = src / LISTS_DIR if (src / LISTS_DIR).is_dir() else src
     splits, notes = protocol_splits(dataset, lists_dir, captions, load_pickle)
@@ -368,12 +430,12 @@ def _import_mmt_h5(
         for row, vid in enumerate(
             progress_bar(video_ids, enabled=progress, desc="importing videos")
         ):
-            video = read_video(files[vid])
+            video = read_video(files[vid], max_frames)
             for expert, feats in video.features.items():
-                keep = _subsample_index(len(feats), max_frames)
-                arrays[expert][row, : len(keep)] = feats[keep]
-                times[expert][row, : len(keep)] = video.times[expert][keep]
-                lengths[expert][row] = len(keep)
+                name = names[expert]
+                arrays[name][row, : len(feats)] = feats
+                times[name][row, : len(feats)] = video.times[expert]
+                lengths[name][row] = len(feats)
         for expert, array in arrays.items():
             array.flush()
             np.save(lengths_file(tmp, expert), lengths[expert])
@@ -431,10 +493,3 @@ def _write_protocol_splits(
         lines = [vid if k is None else f"{vid}\t{k}" for vid, k in rows]
         (out / SPLITS_DIR / f"{name}.txt").write_text("".join(line + "\n" for line in lines))
         report.splits[name] = len(rows)
-
-
-def _subsample_index(n: int, max_frames: int) -> np.ndarray:
-    """At most `max_frames` evenly spaced positions of `n`, in order."""
-    if n <= max_frames:
-        return np.arange(n)
-    return np.linspace(0, n - 1, max_frames).round().astype(int)

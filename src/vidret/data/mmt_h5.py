@@ -76,16 +76,31 @@ def video_files(root: Path) -> dict[str, Path]:
     return files
 
 
-def read_video(path: Path) -> MMTVideo:
-    """One video's captions, features and feature times; a clear error for a bad file."""
+def read_video(path: Path, max_frames: int | None = None) -> MMTVideo:
+    """One video's captions, features and feature times; a clear error for a bad file.
+
+    With `max_frames`, only that many evenly spaced features are read from the file (a
+    small file may declare a huge array). Features holding NaN or Inf are dropped with
+    their times, as the pickle layout drops them."""
     with _open(path) as f:
         captions = _captions(f, path)
         features: dict[str, np.ndarray] = {}
         times: dict[str, np.ndarray] = {}
         for expert, key in _present_experts(f, path):
-            features[expert] = np.asarray(f[key][()], np.float32)
-            times[expert] = _times(f, expert, len(features[expert]), path)
+            n = f[key].shape[0]
+            keep = evenly_spaced(n, n if max_frames is None else max_frames)
+            feats = np.asarray(f[key][keep] if len(keep) < n else f[key][()], np.float32)
+            finite = np.isfinite(feats).all(axis=1)
+            features[expert] = feats[finite]
+            times[expert] = _times(f, expert, n, path)[keep][finite]
     return MMTVideo(path.stem, captions, features, times)
+
+
+def evenly_spaced(n: int, max_frames: int) -> np.ndarray:
+    """At most `max_frames` evenly spaced positions of `n`, increasing, none repeated."""
+    if n <= max_frames:
+        return np.arange(n)
+    return np.linspace(0, n - 1, max_frames).round().astype(int)
 
 
 def read_shapes(path: Path) -> tuple[list[str], dict[str, tuple[int, int]]]:
@@ -109,13 +124,25 @@ def _open(path: Path) -> Iterator[Any]:
         raise VidretError(f"{path}: not a readable HDF5 file ({e})") from None
     except KeyError as e:
         raise VidretError(f"{path}: raw_captions are not numbered 0..n-1 ({e})") from None
+    except (TypeError, ValueError) as e:  # what h5py raises for a dataset it cannot convert
+        raise VidretError(f"{path}: an entry of an unreadable type or shape ({e})") from None
+
+
+def _dataset(f: Any, key: str, path: Path) -> Any:
+    """`f[key]`, which must be an array (a group there is a malformed file)."""
+    import h5py
+
+    item = f[key]
+    if not isinstance(item, h5py.Dataset):
+        raise VidretError(f"{path}: {key} is a {type(item).__name__}; expected an array")
+    return item
 
 
 def _captions(f: Any, path: Path) -> list[str]:
     count = sum(1 for k in f if k.startswith("raw_captions."))
     if not count:
         raise VidretError(f"{path}: no raw_captions.<i> (MMT needs at least one per video)")
-    return [_words(f[f"raw_captions.{i}"][()], path, i) for i in range(count)]
+    return [_words(_dataset(f, f"raw_captions.{i}", path)[()], path, i) for i in range(count)]
 
 
 def _present_experts(f: Any, path: Path) -> list[tuple[str, str]]:
@@ -123,17 +150,25 @@ def _present_experts(f: Any, path: Path) -> list[tuple[str, str]]:
     or one whose first value is NaN (its missing marker)."""
     present = []
     for key in sorted(k for k in f if k.startswith("features.")):
-        shape = f[key].shape
+        data = _dataset(f, key, path)
+        shape = data.shape
         if len(shape) != 2:
             raise VidretError(f"{path}: {key} has shape {list(shape)}; expected [features, dim]")
-        if shape[0] and not np.isnan(f[key][0, 0]):
+        if data.dtype.kind not in "fiu":
+            raise VidretError(f"{path}: {key} holds {data.dtype}; expected numbers")
+        if shape[1] == 0:
+            raise VidretError(f"{path}: {key} has shape {list(shape)}: features of 0 dimensions")
+        if shape[0] and not np.isnan(data[0, 0]):
             present.append((key.split(".", 1)[1], key))
     return present
 
 
 def _words(value: object, path: Path, i: int) -> str:
-    words = np.atleast_1d(np.asarray(value))
-    text = " ".join(w.decode("utf-8") if isinstance(w, bytes) else str(w) for w in words)
+    words = np.atleast_1d(np.asarray(value)).ravel()
+    try:
+        text = " ".join(w.decode("utf-8") if isinstance(w, bytes) else str(w) for w in words)
+    except UnicodeDecodeError as e:
+        raise VidretError(f"{path}: raw_captions.{i} is not valid UTF-8 text ({e})") from None
     if not text.strip():
         raise VidretError(f"{path}: raw_captions.{i} is empty")
     return text.strip()
@@ -142,7 +177,10 @@ def _words(value: object, path: Path, i: int) -> str:
 def _times(f: object, expert: str, n: int, path: Path) -> np.ndarray:
     key = f"features_t.{expert}"
     if expert in TIMED_IN_FILE and key in f:  # type: ignore[operator]
-        t = np.asarray(f[key][()], np.float64)  # type: ignore[index]
+        data = _dataset(f, key, path)
+        if data.ndim != 2 or data.dtype.kind not in "fiu":
+            raise VidretError(f"{path}: {key} is {data.dtype} {list(data.shape)}; expected [n, 2]")
+        t = np.asarray(data[: min(n, data.shape[0])], np.float64)
         if t.ndim != 2 or t.shape[1] != 2:
             raise VidretError(f"{path}: {key} has shape {list(t.shape)}; expected [n, 2]")
         t = t[:n]  # MMT trims a longer list of times to the features

@@ -54,6 +54,11 @@ def build_moment_dataset(
                 f"{src}: video {v['video_id']} has no duration ('duration', or 'start' and "
                 "'end', in videos.jsonl): its frames cannot be placed in time"
             )
+        if not d > 0:
+            raise VidretError(
+                f"{src}: video {v['video_id']} (videos.jsonl line {v['_line']}) lasts {d} "
+                "seconds: a clip must last more than 0 to be a moment"
+            )
         durations.append(d)
     parts = resolve_split(src, source.video_ids, "random", DataConfig().sizes, split_seed)
     row = source.video_index()
@@ -63,12 +68,22 @@ def build_moment_dataset(
         rows = [row[vid] for vid in ids]
         chunks = [rows[i : i + clips] for i in range(0, len(rows), clips)]
         groups[part] = [c for c in chunks if len(c) >= 2]
+    empty = [part for part in SPLIT_PARTS if not groups[part]]
+    if empty:
+        sizes = ", ".join(f"{len(parts.get(p, []))} {p}" for p in SPLIT_PARTS)
+        raise VidretError(
+            f"{src}: its {source.num_videos} videos split into {sizes} clips, too few for a "
+            f"long video (2 clips at least) in {', '.join(empty)}; use a source with more "
+            "videos (about 24 for --clips 2)"
+        )
     long_videos = [(part, g) for part in SPLIT_PARTS for g in groups[part]]
 
     experts = {}
     for name, expert in source.experts.items():
         lengths = expert.lengths
         frames = max(int(sum(lengths[r] for r in g)) for _, g in long_videos)
+        if frames == 0:
+            raise VidretError(f"{src}: no video has any frame of expert '{name}' (all lengths 0)")
         features = np.zeros((len(long_videos), frames, expert.dim), expert.features.dtype)
         times = np.full((len(long_videos), frames), np.nan)
         new_lengths = np.zeros(len(long_videos), np.int64)

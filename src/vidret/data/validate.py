@@ -37,6 +37,14 @@ def check_dataset(root: Path | str, progress: bool = True) -> CheckReport:
     dataset, problems = read_dataset(root)
     for expert in dataset.experts.values():
         problems.extend(nonfinite_problems(expert, dataset, progress))
+        if dataset.num_videos and not expert.lengths.any():
+            problems.append(
+                Problem(
+                    f"{expert.name}.lengths.npy",
+                    "every video's length is 0: the expert has no frame anywhere "
+                    "(re-extract, or remove the expert)",
+                )
+            )
     # Without videos every split line would be "unknown video": the cause is said already.
     readable = root.is_dir() and dataset.videos
     splits = read_split_choices(root, set(dataset.video_ids), problems) if readable else {}

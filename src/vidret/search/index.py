@@ -60,6 +60,7 @@ VIDEOS_FILE = "videos.jsonl"
 EXPERTS_FILE = "experts.npz"
 # 2: index.json names the folders files are served from (`files`); 1 did not
 FORMAT = 2
+MIN_SEGMENT_SECONDS = 0.5  # shorter windows hold no frame at the usual 1-2 frames a second
 
 
 def checkpoint_digest(path: Path) -> str:
@@ -166,8 +167,16 @@ def build_index(
     `segment_seconds`: index windows of long videos, not whole videos
     (`vidret.search.segments`; no query bank)."""
     check_index_kind(kind)  # every argument is checked before the videos are embedded
-    if segment_seconds is not None and not 0 < segment_seconds <= 3600:
-        raise VidretError(f"--segment-seconds {segment_seconds}: give 0 to 3600 seconds")
+    if segment_seconds is not None and not MIN_SEGMENT_SECONDS <= segment_seconds <= 3600:
+        raise VidretError(
+            f"--segment-seconds {segment_seconds:g}: give {MIN_SEGMENT_SECONDS:g} to 3600 "
+            "seconds (a window must hold frames)"
+        )
+    if not 0 <= fuse < 1:
+        raise VidretError(
+            f"--fuse {fuse:g}: a weight from 0 (off) to below 1; 1 would ignore the model "
+            "(for concepts alone, build with --zero-shot)"
+        )
     if segment_seconds and fuse:
         raise VidretError("--fuse and --segment-seconds cannot be combined yet")
     if out.exists() and not out.is_dir():

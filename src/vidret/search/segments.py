@@ -61,9 +61,39 @@ def embed_segments(
             embedded = model.embed_video(window_batch(dataset, experts, row, spans, regions))
         vectors.append(embedded.vectors)
         weights.append(embedded.weights)
-        rows += [{**videos[row], "segment": [round(float(s), 3), round(float(e), 3)]}
-                 for s, e in spans]  # fmt: skip
+        rows += [
+            _with_caption(
+                {**videos[row], "segment": [round(float(s), 3), round(float(e), 3)]},
+                segment_caption(dataset, row, float(s), float(e)),
+            )
+            for s, e in spans
+        ]
     return Embeddings(torch.cat(vectors), torch.cat(weights)), rows
+
+
+def segment_caption(dataset: VideoDataset, row: int, start: float, end: float) -> str | None:
+    """What a segment's card says: the moment caption of the video that overlaps the
+    segment most (a caption of another part of the video would mislead), None when no
+    moment overlaps it; without moment captions, the video's own first caption."""
+    moments = dataset.moments
+    if moments is None or not len(moments):
+        return dataset.videos[row].get("caption") or _first_caption(dataset, row)
+    mine = np.flatnonzero(moments.video == row)
+    if not len(mine):
+        return None
+    overlap = np.minimum(moments.end[mine], end) - np.maximum(moments.start[mine], start)
+    best = int(np.argmax(overlap))
+    return moments.captions[int(mine[best])] if overlap[best] > 0 else None
+
+
+def _first_caption(dataset: VideoDataset, row: int) -> str | None:
+    at = np.flatnonzero(dataset.caption_video == row)
+    return dataset.captions[int(at[0])] if len(at) else None
+
+
+def _with_caption(meta: dict[str, Any], caption: str | None) -> dict[str, Any]:
+    meta = {k: v for k, v in meta.items() if k != "caption"}
+    return meta if caption is None else {**meta, "caption": caption}
 
 
 def merge_hits(

@@ -12,8 +12,10 @@ GET /docs, /openapi.json     the OpenAPI description (Swagger UI served from the
 
 Files are read only from the two folders the index records (`index.json` `files`): video
 files from the dataset's video folder, thumbnails from the dataset folder, each resolved
-(symlinks followed) and of a video or image type (see `vidret.data.file_refs`). Responses
-name files relative to those folders, never by their absolute path on the server.
+(symlinks followed) and of a video or image type (see `vidret.data.file_refs`), then opened
+once from its folder without following links and served from that descriptor, so a path
+swapped for a link meanwhile is not served (`vidret.search.served_file`). Responses name
+files relative to those folders, never by their absolute path on the server.
 
 Concurrent /search requests are checked one by one, then encoded and searched together
 (`vidret.search.batching`: a batch per `window_ms`, at most `max_batch`), with an LRU
@@ -27,7 +29,7 @@ import json
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -36,20 +38,22 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vidret import __version__
-from vidret.data.file_refs import UnsafeReferenceError, safe_url, thumbnail_file, video_file
-from vidret.data.moments import video_duration
 from vidret.errors import VidretError
-from vidret.json_output import rounded
 from vidret.search.batching import MicroBatcher
 from vidret.search.engine import MAX_K, MAX_QUERY_CHARS, SearchEngine, SearchRequest, SearchResult
+from vidret.search.hits import SERVED, card, hit_record, public_metadata, served_file
+from vidret.search.served_file import DescriptorResponse, NotServableError, open_inside
 
 STATIC = Path(__file__).with_name("static")
 Normalize = Literal["none", "dual_softmax", "qbnorm"]
 
 
 class VideoResult(BaseModel):
+    """One hit; the same fields as `vidret search --json` (`vidret.search.hits`)."""
+
     rank: int
     score: float
     video_id: str
@@ -61,6 +65,8 @@ class VideoResult(BaseModel):
     source_url: str | None = None  # where the video comes from (http/https), if known
     start: float | None = None  # a segment index: the moment's span, seconds
     end: float | None = None
+    coarse_start: float | None = None  # with --refine: the window before CDNet placed it
+    coarse_end: float | None = None
     metadata: dict[str, Any]
 
 
@@ -173,37 +179,34 @@ def create_app(
             if result.concepts is None
             else {name: round(w, 4) for name, w in result.concepts},
             results=[
-                VideoResult(
-                    rank=h.rank,
-                    score=round(h.score, 4),
-                    **_links(h.video, roots),
-                    **_span(h.video),
-                    metadata=rounded(_public(h.video)),
-                )
-                for h in result.hits
+                VideoResult(**hit_record(h.rank, h.score, h.video, roots)) for h in result.hits
             ],
         )
 
     @app.get("/videos/{video_id}")
     def video(video_id: str) -> dict[str, Any]:
         meta = _video(by_id, video_id)
-        return {**_links(meta, roots), "metadata": _public(meta)}
+        return {**card(meta, roots), "metadata": public_metadata(meta)}
 
     @app.get("/videos/{video_id}/file")
-    def video_file(video_id: str) -> FileResponse:
-        return FileResponse(_local_file(_video(by_id, video_id), roots, "path"))
+    def video_file(video_id: str, request: Request) -> DescriptorResponse:
+        return _local_file(_video(by_id, video_id), roots, "path", request)
 
     @app.get("/videos/{video_id}/thumbnail")
-    def thumbnail(video_id: str) -> FileResponse:
-        return FileResponse(_local_file(_video(by_id, video_id), roots, "thumbnail"))
+    def thumbnail(video_id: str, request: Request) -> DescriptorResponse:
+        return _local_file(_video(by_id, video_id), roots, "thumbnail", request)
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse(status_code=exc.status_code, content={"error": exc.detail})
+    # Starlette's own exception (an unknown route, a wrong method) too, not only FastAPI's
+    # subclass: every error answers {"error": ...}.
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            status_code=exc.status_code, content={"error": exc.detail}, headers=exc.headers
+        )
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
@@ -235,66 +238,21 @@ def _video(by_id: dict[str, dict[str, Any]], video_id: str) -> dict[str, Any]:
     return meta
 
 
-def _links(meta: dict[str, Any], roots: dict[str, str]) -> dict[str, Any]:
-    """What a result card shows: caption or file name, duration, thumbnail and links."""
-    vid = meta["video_id"]
-    url = meta.get("url") if safe_url(meta.get("url")) else None
-    file = meta.get("file") or meta.get("path")
-    return {
-        "video_id": vid,
-        "caption": meta.get("caption") if isinstance(meta.get("caption"), str) else None,
-        "file_name": PurePath(file).name if isinstance(file, str) and file else None,
-        "duration": _duration(meta),
-        "thumbnail_url": (
-            f"/videos/{vid}/thumbnail" if _served_file(meta, roots, "thumbnail") else None
-        ),
-        "video_url": f"/videos/{vid}/file" if _served_file(meta, roots, "path") else url,
-        "source_url": url,
-    }
-
-
-def _span(meta: dict[str, Any]) -> dict[str, float]:
-    """A segment index's hit: where in the video (the page's player starts there)."""
-    span = meta.get("segment")
-    return {"start": span[0], "end": span[1]} if span else {}
-
-
-def _duration(meta: dict[str, Any]) -> float | None:
-    """Seconds, to the hundredth (`video_duration`: `duration`, else `end - start`)."""
-    seconds = video_duration(meta)
-    return None if seconds is None else round(seconds, 2)
-
-
-def _public(meta: dict[str, Any]) -> dict[str, Any]:
-    """Metadata fit to send: no absolute server paths (`file` names the video relative to
-    its folder), and a source `url` only when it is an http(s) address."""
-    public = {k: v for k, v in meta.items() if k not in ("path", "thumbnail")}
-    if "url" in public and not safe_url(public["url"]):
-        del public["url"]
-    return public
-
-
-# key in the metadata -> (folder of index.json's `files` it must be in, file check)
-_SERVED = {"path": ("videos", video_file), "thumbnail": ("thumbnails", thumbnail_file)}
-
-
-def _served_file(meta: dict[str, Any], roots: dict[str, str], key: str) -> Path | None:
-    """The existing file `meta[key]` names, if it is inside its allowed folder."""
-    folder, check = _SERVED[key]
-    if key not in meta or folder not in roots:
-        return None
-    try:
-        path = check(meta[key], Path(roots[folder]))
-    except UnsafeReferenceError:
-        return None
-    return path if path.is_file() else None
-
-
-def _local_file(meta: dict[str, Any], roots: dict[str, str], key: str) -> Path:
-    path = _served_file(meta, roots, key)
-    if path is None:
+def _local_file(
+    meta: dict[str, Any], roots: dict[str, str], key: str, request: Request
+) -> DescriptorResponse:
+    """The file, opened once and checked as opened (`served_file`): what is streamed is
+    what was checked, whatever happens to the path meanwhile."""
+    path = served_file(meta, roots, key)
+    fd = None
+    if path is not None:
+        try:
+            fd = open_inside(path, Path(roots[SERVED[key][0]]).resolve())
+        except NotServableError:
+            fd = None
+    if fd is None:
         what = "video file" if key == "path" else "thumbnail"
         raise HTTPException(
             status_code=404, detail=f"video '{meta['video_id']}' has no local {what}"
         )
-    return path
+    return DescriptorResponse(fd, path.name, request.headers.get("range"))

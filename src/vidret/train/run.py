@@ -43,7 +43,17 @@ def signature_info(signature: ModelSignature) -> dict[str, Any]:
     return dataclasses.asdict(signature)
 
 
+def require_run_folder(run_dir: Path) -> None:
+    """Raise a clear error when `run_dir` does not exist or is a file, before any of its
+    files is looked for."""
+    if not run_dir.exists():
+        raise VidretError(f"{run_dir}: no such folder; give a run folder (`vidret train --out`)")
+    if not run_dir.is_dir():
+        raise VidretError(f"{run_dir}: a file, not a run folder")
+
+
 def read_run_config(run_dir: Path) -> RunConfig:
+    require_run_folder(run_dir)
     path = run_dir / CONFIG
     if not path.exists():
         raise VidretError(
@@ -66,6 +76,7 @@ def read_run_config(run_dir: Path) -> RunConfig:
 
 
 def read_model_info(run_dir: Path) -> dict[str, Any]:
+    require_run_folder(run_dir)
     path = run_dir / MODEL_INFO
     try:
         info = json.loads(path.read_text(encoding="utf-8"))

@@ -6,6 +6,7 @@ then a centre crop, the usual ImageNet framing.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,8 +213,33 @@ def _square_rgb(frame, size: int) -> np.ndarray:
     return np.ascontiguousarray(rgb[top : top + size, left : left + size])
 
 
-def find_videos(folder: Path) -> list[Path]:
-    """Video files under `folder` (recursively, by extension), in a stable order."""
-    return sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
-    )
+def find_videos(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Video files under `folder` (recursively, by extension, links to folders not
+    followed), in a stable order, and (name, reason) for what had to be left out: a
+    subfolder that cannot be read, a file name that is not valid UTF-8 (it could not be
+    written to videos.jsonl; named with its bytes escaped)."""
+    files: list[Path] = []
+    left_out: list[tuple[str, str]] = []
+
+    def unreadable(error: OSError) -> None:
+        where = Path(error.filename or folder)
+        rel = where.relative_to(folder).as_posix() if where.is_relative_to(folder) else where
+        left_out.append((f"{_printable(str(rel))}/", f"folder not readable ({error.strerror})"))
+
+    for parent, dirs, names in os.walk(folder, onerror=unreadable):
+        dirs.sort()
+        for name in names:
+            path = Path(parent, name)
+            if path.suffix.lower() not in VIDEO_EXTENSIONS or not path.is_file():
+                continue
+            rel = path.relative_to(folder).as_posix()
+            if _printable(rel) != rel:
+                left_out.append((_printable(rel), "file name is not valid UTF-8: rename the file"))
+                continue
+            files.append(path)
+    return sorted(files), left_out
+
+
+def _printable(name: str) -> str:
+    """`name` with bytes that are not UTF-8 (held as surrogates) shown as \\xNN."""
+    return os.fsencode(name).decode("utf-8", errors="backslashreplace")

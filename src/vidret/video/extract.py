@@ -13,7 +13,6 @@ import json
 import queue
 import re
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -33,7 +32,12 @@ from vidret.data.format import (
 )
 from vidret.data.jsonl import read_jsonl_objects
 from vidret.errors import Problem, VidretError
-from vidret.io import atomic_directory, write_json_atomic, write_jsonl_atomic
+from vidret.io import (
+    atomic_directory,
+    make_temporary_folder,
+    write_json_atomic,
+    write_jsonl_atomic,
+)
 from vidret.locking import folder_lock, remove_stale_temporaries
 from vidret.progress import note, on_terminal, progress_bar
 from vidret.video.decode import (
@@ -200,11 +204,11 @@ def _extract(
     ray_address: str | None,
     ray_workers: int,
 ) -> ExtractReport:
-    files = find_videos(video_dir)
+    files, left_out = find_videos(video_dir)
     if not files:
         raise VidretError(f"{video_dir}: no video files (looked for .mp4, .webm, .mkv, .avi, ...)")
     captions = _read_captions_file(captions_file) if captions_file else None
-    report = ExtractReport()
+    report = ExtractReport(skipped=left_out)
     encoder = encoder or EfficientNetLite0()
     settings = {"encoder": encoder.name, "size": encoder.size, **sampling.describe()}
     if getattr(encoder, "regions", 0):  # absent otherwise: older folders stay comparable
@@ -233,7 +237,7 @@ def _extract(
 
     out.parent.mkdir(parents=True, exist_ok=True)
     # New thumbnails wait beside the output until a dataset folder takes them in.
-    thumbs = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".thumbs", dir=out.parent))
+    thumbs = make_temporary_folder(out, ".thumbs")
     try:
         start = time.perf_counter()
         bar = progress_bar(total=len(todo), enabled=progress, desc="extracting", unit="video")

@@ -15,6 +15,7 @@ this machine and stops afterwards.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,23 @@ class FrameEncoderActor:
         return out
 
 
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail within seconds when a `HOST:PORT` (or `ray://HOST:PORT`) cluster address does
+    not answer: Ray itself retries for minutes. `auto` and other forms are left to Ray."""
+    host_port = address.removeprefix("ray://")
+    host, _, port = host_port.rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as e:
+        raise VidretError(
+            f"--ray-address {address}: nothing answers there ({e.strerror or e}); give the "
+            "head node's HOST:PORT (`ray start --head` prints it)"
+        ) from None
+
+
 def ray_embedded(
     paths: list[Path], sampling: Sampling, encoder: Any, address: str, workers: int
 ) -> Iterator[Extracted]:
@@ -77,6 +95,8 @@ def ray_embedded(
     if workers < 1:
         raise VidretError(f"--ray-workers {workers}: at least 1")
     started_here = not ray.is_initialized()
+    if started_here and address != LOCAL:
+        check_reachable(address)
     if started_here:
         try:
             quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": "WARNING"}

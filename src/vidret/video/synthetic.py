@@ -73,12 +73,24 @@ def write_scenes(
     return path
 
 
-def write_demo_videos(folder: Path, clips_per_scene: int = 3, seed: int = 0) -> Path:
+def write_demo_videos(
+    folder: Path, clips_per_scene: int = 3, seed: int = 0, overwrite: bool = False
+) -> Path:
     """A folder of generated clips (every scene, several sizes, lengths and codecs) and
     its `captions.jsonl`, to try `vidret extract` -> train -> index -> serve without
-    videos of one's own. Returns the captions file."""
-    import json
+    videos of one's own. Returns the captions file. A folder that holds anything is
+    refused unless `overwrite` (then the files of the same names are replaced)."""
+    from vidret.errors import VidretError
+    from vidret.io import write_jsonl_atomic
 
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise VidretError(f"{folder}: a file, not a folder; name a folder for the videos")
+    if folder.is_dir() and any(folder.iterdir()) and not overwrite:
+        raise VidretError(
+            f"{folder} is not empty: its captions.jsonl and clips would be replaced; name a "
+            "new folder, or pass --overwrite"
+        )
     rng = np.random.default_rng(seed)
     sizes = [(96, 128), (120, 160), (144, 192)]
     lines = []
@@ -100,5 +112,5 @@ def write_demo_videos(folder: Path, clips_per_scene: int = 3, seed: int = 0) -> 
             ):
                 lines.append({"file": name, "caption": text})
     captions = folder / "captions.jsonl"
-    captions.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    write_jsonl_atomic(captions, lines)
     return captions
