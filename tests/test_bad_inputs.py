@@ -114,6 +114,20 @@ def _nan_row(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def _keep_videos(folder: Path, n: int) -> None:
+    """The dataset cut to its first `n` videos (their captions and feature rows)."""
+    rows = [json.dumps({**json.loads(r), "duration": 2.0})  # placed in time: a moment source
+            for r in (folder / "videos.jsonl").read_text().splitlines()[:n]]  # fmt: skip
+    (folder / "videos.jsonl").write_text("".join(r + "\n" for r in rows))
+    kept = {json.loads(r)["video_id"] for r in rows}
+    captions = [c for c in (folder / "captions.jsonl").read_text().splitlines()
+                if json.loads(c)["video_id"] in kept]  # fmt: skip
+    (folder / "captions.jsonl").write_text("".join(c + "\n" for c in captions))
+    for path in folder.glob("*.npy"):
+        np.save(path, np.load(path)[:n])
+    shutil.rmtree(folder / "splits", ignore_errors=True)
+
+
 def _symlink_out(folder: Path) -> None:
     (folder / "clip.mp4").symlink_to("/etc/passwd")
     _video_field(folder, "path", str(folder / "clip.mp4"))
@@ -450,6 +464,26 @@ CASES: list[tuple[str, Callable[[Env], list[str]], str]] = [
         ],
         "index format 1",
     ),
+    # ---- issue 25: flags that ran away or were refused with the wrong reason
+    ("index: --segment-seconds 1e-4", lambda e: ["index", "--run", str(e.run), "--data", str(e.data), "--out", str(e.scratch / "i"), "--segment-seconds", "1e-4"], "--segment-seconds 0.0001: give 0.5 to 3600"),
+    ("index: --segment-seconds 0", lambda e: ["index", "--run", str(e.run), "--data", str(e.data), "--out", str(e.scratch / "i"), "--segment-seconds", "0"], "give 0.5 to 3600"),
+    ("index: --fuse 1.0", lambda e: ["index", "--run", str(e.run), "--data", str(e.data), "--out", str(e.scratch / "i"), "--fuse", "1.0"], "1 would ignore the model"),
+    ("index: --fuse -0.5", lambda e: ["index", "--run", str(e.run), "--data", str(e.data), "--out", str(e.scratch / "i"), "--fuse", "-0.5"], "--fuse -0.5"),
+    ("index: --zero-shot --segment-seconds 5", lambda e: ["index", "--zero-shot", "--data", str(e.data), "--out", str(e.scratch / "i"), "--segment-seconds", "5"], "--segment-seconds needs a trained model"),
+    ("index: --zero-shot --segment-seconds -1", lambda e: ["index", "--zero-shot", "--data", str(e.data), "--out", str(e.scratch / "i"), "--segment-seconds", "-1"], "--segment-seconds needs a trained model"),
+    (
+        "check: every length 0",
+        lambda e: ["data", "check", str(e.copy_data(lambda d: _npy(d, "motion.lengths.npy", np.zeros_like)))],
+        "every video's length is 0",
+    ),
+    ("moments: a 1-video source", lambda e: ["data", "moments", str(e.copy_data(lambda d: _keep_videos(d, 1))), str(e.scratch / "m")], "too few for a long video"),
+    ("moments: a 3-video source", lambda e: ["data", "moments", str(e.copy_data(lambda d: _keep_videos(d, 3))), str(e.scratch / "m")], "too few for a long video"),
+    ("moments: zero-length videos", lambda e: ["data", "moments", str(e.copy_data(lambda d: _video_field(d, "duration", 0))), str(e.scratch / "m")], "lasts 0"),
+    ("search: --refine a file", lambda e: ["search", str(e.index), "a dog", "--refine", str(e.file("f.txt", "x"))], "f.txt: a file, not a run folder"),
+    ("search: --refine nothing", lambda e: ["search", str(e.index), "a dog", "--refine", str(e.scratch / "nope")], "nope: no such folder"),
+    ("extract: --ray-address nonsense:1", lambda e: ["extract", str(e.videos), "--out", str(e.scratch / "o"), "--ray", "--ray-address", "nonsense:1"], "--ray-address nonsense:1: nothing answers"),
+    ("demo-videos: a folder with files", lambda e: ["data", "demo-videos", str(e.data)], "is not empty"),
+    ("demo-videos: a file", lambda e: ["data", "demo-videos", str(e.file("f.txt", "x"))], "a file, not a folder"),
     # ---- vidret serve, report, experiment
     ("serve: --port 70000", lambda e: ["serve", str(e.index), "--port", "70000"], "--port"),
     ("serve: --threads 0", lambda e: ["serve", str(e.index), "--threads", "0"], "--threads"),
@@ -572,6 +606,9 @@ HTTP_CASES = [
     ("unknown video file", "/videos/nope/file", 404, "nope"),
     ("unknown thumbnail", "/videos/nope/thumbnail", 404, "nope"),
     ("a video without a file", "/videos/{first}/file", 404, "no local video file"),
+    ("unknown route", "/nope", 404, "Not Found"),  # the API's error shape, not {"detail"}
+    ("id '..' escaped", "/videos/%2e%2e/file", 404, ".."),
+    ("id '.'", "/videos/./file", 404, ""),
 ]
 
 

@@ -4,6 +4,7 @@ changes nothing, and a run trains, resumes exactly, evaluates and refines search
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +108,10 @@ def cdnet_run(moment_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     whole = tmp_path_factory.mktemp("cdnet-run") / "whole"
     shown = _train(moment_data, whole)
     assert "test moments: R1@0.3" in shown.output
+    # each epoch as retrieval training says it: loss, the metric with the best so far, time
+    first = r"epoch 1/2  loss [\d.]+  val R1@0.5 [\d.]+  \(best [\d.]+ at epoch 1\)"
+    assert re.search(first + r".*mIoU [\d.]+  [\d.]+ s", shown.output), shown.output
+    assert re.search(r"epoch 2/2  loss .*\(best [\d.]+ at epoch [12]\)", shown.output)
     return whole
 
 
@@ -146,7 +151,8 @@ def test_cdnet_trains_resumes_exactly_and_evaluates(
     assert evaluated.exit_code == 0, evaluated.output
     body = json.loads(evaluated.stdout)
     assert body["moments"]["method"] == "cdnet"
-    assert {k: body[k] for k in test} == test
+    assert {k: body["moments"][k] for k in test} == test
+    assert set(body) == {"moments"}  # each figure once
     # it localizes; it cannot embed videos for an index
     index = CliRunner().invoke(app, ["index", "--run", str(whole), "--data", str(moment_data),
                                      "--out", str(tmp_path / "i")])  # fmt: skip

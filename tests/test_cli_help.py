@@ -31,6 +31,30 @@ def test_help_texts_have_no_hard_line_breaks() -> None:
                 assert "\n" not in text, f"vidret {name} {parameter.name}: {text!r}"
 
 
+def test_help_shows_what_a_user_types() -> None:
+    """Flags carry no type label (`--json <bool>` read as taking a value), the usage line
+    names arguments as they are typed (`INDEX QUERY`, not `{index} {query}`), -k is -k,
+    every switch that is off by default is one flag (no `--no-x`), and --version works."""
+    runner = CliRunner()
+    commands = [name.split() for name, _ in _commands()]
+    for words in [[], ["data"], *commands]:
+        shown = runner.invoke(app, [*words, "--help"], terminal_width=200).stdout
+        assert "<bool>" not in shown, words
+        assert "--no-" not in shown.replace("--no-paragraphs", ""), words
+        usage = next(line for line in shown.splitlines() if "Usage:" in line)
+        assert "{" not in usage, usage
+    search = runner.invoke(app, ["search", "--help"], terminal_width=200).stdout
+    assert "vidret search [OPTIONS] INDEX QUERY" in search
+    assert "--k" not in search and " -k " in search
+    extract = runner.invoke(app, ["extract", "--help"], terminal_width=200).stdout
+    assert "(default: 16; or --fps)" in extract
+    importer = " ".join(runner.invoke(app, ["data", "import-mmt", "--help"],
+                                      terminal_width=200).stdout.split())  # fmt: skip
+    assert "HDF5" in importer and "pickles" in importer
+    version = runner.invoke(app, ["--version"])
+    assert version.exit_code == 0 and version.stdout.startswith("vidret ")
+
+
 def test_data_help_lists_every_subcommand() -> None:
     shown = CliRunner().invoke(app, ["data", "--help"], terminal_width=200).stdout
     summary = next(line for line in shown.splitlines() if "Dataset folders:" in line)

@@ -186,8 +186,9 @@ def test_eval_on_a_moment_dataset_reports_moment_metrics(
     lines = [json.loads(x) for x in (moments / "moments.jsonl").read_text().splitlines()]
     assert body["moments"]["queries"] == sum(m["video_id"] in test_videos for m in lines)
     for key in ("R1@0.3", "R1@0.5", "R1@0.7", "R5@0.5", "mIoU"):
-        assert 0 <= body[key] <= 100 and body[key] == body["moments"][key]
-    assert body["R5@0.3"] >= body["R1@0.3"] >= body["R1@0.7"]
+        assert 0 <= body["moments"][key] <= 100 and key not in body  # given once
+    moments = body["moments"]
+    assert moments["R5@0.3"] >= moments["R1@0.3"] >= moments["R1@0.7"]
     plain = runner.invoke(app, ["eval", "--run", str(run)])  # clip data: no moment line
     assert plain.exit_code == 0 and "sliding windows" not in plain.output
 

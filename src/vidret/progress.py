@@ -23,8 +23,10 @@ def progress_bar(iterable: Any = None, *, enabled: bool = True, **kwargs: Any) -
     return tqdm(iterable, disable=not (enabled and on_terminal()), **kwargs)
 
 
-def note(message: str) -> None:
-    """A whole line on standard output that does not tear an active bar, flushed at once
-    (a log file's reader sees each epoch as it ends, not at exit)."""
-    tqdm.write(message, file=sys.stdout)
-    sys.stdout.flush()
+def note(message: str, err: bool = False) -> None:
+    """A whole line on standard output (`err`: standard error, for what must not mix
+    with a command's JSON) that does not tear an active bar, flushed at once (a log
+    file's reader sees each epoch as it ends, not at exit)."""
+    stream = sys.stderr if err else sys.stdout
+    tqdm.write(message, file=stream)
+    stream.flush()

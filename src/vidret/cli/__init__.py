@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Annotated
 
 import typer
 
+from vidret import __version__
 from vidret.child_process import die_with_parent
+from vidret.cli import help_style
 from vidret.cli.data_cmd import data_app
 from vidret.cli.eval_cmd import eval_command
 from vidret.cli.experiment_cmd import experiment_command
@@ -24,6 +27,8 @@ from vidret.errors import VidretError
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+help_style.apply()
+
 app = typer.Typer(
     name="vidret",
     help="Text-to-video retrieval: datasets, training, adaptive margins, evaluation, search.",
@@ -31,6 +36,24 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"vidret {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="print the version"),
+    ] = False,
+) -> None:
+    """Text-to-video retrieval: datasets, training, adaptive margins, evaluation, search."""
+
+
 app.add_typer(data_app, name="data")
 app.command("train", epilog=train_epilog())(train_command)
 app.command("eval")(eval_command)

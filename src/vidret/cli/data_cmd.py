@@ -83,7 +83,9 @@ def demo(
     videos: Annotated[int, typer.Option(help="number of videos")] = 300,
     captions: Annotated[int, typer.Option(help="captions per video")] = 10,
     seed: Annotated[int, typer.Option(help="random seed; same seed, same data")] = 0,
-    overwrite: Annotated[bool, typer.Option(help="replace an existing folder")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="replace an existing folder")
+    ] = False,
 ) -> None:
     """Generate the demo dataset: scenes with near-duplicates, shared and unrelated topics."""
     from vidret.data.demo import make_demo_dataset
@@ -101,7 +103,10 @@ def demo_videos(
     folder: Annotated[Path, typer.Argument(help="where to write the video files")],
     clips: Annotated[int, typer.Option(help="clips per scene (6 scenes)")] = 3,
     overwrite: Annotated[
-        bool, typer.Option(help="write into a folder that is not empty (same names replaced)")
+        bool,
+        typer.Option(
+            "--overwrite", help="write into a folder that is not empty (same names replaced)"
+        ),
     ] = False,
 ) -> None:
     """Write short generated video files and their captions.jsonl, to try search."""
@@ -141,9 +146,16 @@ def import_mmt_command(
         ),
     ] = None,
     max_frames: Annotated[int, typer.Option(help="keep at most this many frames per expert")] = 64,
-    overwrite: Annotated[bool, typer.Option(help="replace an existing folder")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="replace an existing folder")
+    ] = False,
 ) -> None:
-    """Import pickled per-expert features and raw-captions.pkl into a dataset folder."""
+    """Import an MMT or Collaborative-Experts feature release into a dataset folder.
+
+    Two layouts: MMT's one HDF5 file per video (vid_feat_files/mult_h5/<c1>/<c2>/<c3>/ID.h5,
+    every expert with its times, captions from raw_captions.<i>), or CE's pickles (one
+    per expert, raw-captions*.pkl, aggregated_text_feats/). The protocols' split lists
+    become named splits."""
     from vidret.data.import_mmt import import_mmt
 
     report = import_mmt(
@@ -169,7 +181,9 @@ def split(
         typer.Argument(help="train/val/test counts or fractions, e.g. 600/100/100 or 0.8/0.1/0.1"),
     ],
     seed: Annotated[int, typer.Option(help="split seed")] = 0,
-    write: Annotated[bool, typer.Option(help="save as splits/<prefix>train.txt etc.")] = False,
+    write: Annotated[
+        bool, typer.Option("--write", help="save as splits/<prefix>train.txt etc.")
+    ] = False,
     prefix: Annotated[str, typer.Option(help="file name prefix with --write or --out")] = "",
     list_: Annotated[
         bool, typer.Option("--list", help="print every video: one 'part<TAB>video_id' a line")

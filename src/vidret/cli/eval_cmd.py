@@ -73,7 +73,8 @@ def eval_command(
         raise VidretError("give either --run RUN_DIR or --sims FILE")
     if run is not None and _is_moment_run(run):  # CDNet: where in each video, no ranking
         metrics = _cdnet_metrics(run, data, split)
-        typer.echo(dumps(metrics, indent=2) if as_json else format_moment_metrics(metrics))
+        shown = format_moment_metrics(metrics["moments"])
+        typer.echo(dumps(metrics, indent=2) if as_json else shown)
         return
     norm = Normalization(method=normalize, temperature=temperature, beta=beta)  # type: ignore[arg-type]
     bank: QueryBank | None = None
@@ -103,7 +104,7 @@ def eval_command(
 
 def _moment_metrics(run: Path, data: Path | None, split: str | None) -> dict:
     """On a dataset with moment captions: R{1,5}@{0.3,0.5,0.7} and mIoU of the sliding-
-    window baseline, top level (`R1@0.5`, ...) and under `moments`; else nothing."""
+    window baseline, under `moments`; else nothing."""
     from vidret.data.moments import MOMENTS_FILE
     from vidret.eval.moment_windows import localize_with_windows
     from vidret.eval.temporal import moment_metrics
@@ -119,8 +120,7 @@ def _moment_metrics(run: Path, data: Path | None, split: str | None) -> dict:
         "windows scored by the model",
         err=True,
     )
-    return {**scores, "moments": {"method": "sliding windows", "queries": len(found.truth),
-                                  **scores}}  # fmt: skip
+    return {"moments": {"method": "sliding windows", "queries": len(found.truth), **scores}}
 
 
 def _is_moment_run(run: Path) -> bool:
@@ -142,7 +142,7 @@ def _cdnet_metrics(run: Path, data: Path | None, split: str | None) -> dict:
         f"moments: {len(found.truth)} captions in {found.videos} videos, localized by CDNet",
         err=True,
     )
-    return {**scores, "moments": {"method": "cdnet", "queries": len(found.truth), **scores}}
+    return {"moments": {"method": "cdnet", "queries": len(found.truth), **scores}}
 
 
 # .npz arrays of QB-Norm's query bank, beside 'sims' and 'caption_to_video'

@@ -14,7 +14,7 @@ def extract_command(
     video_dir: Annotated[Path, typer.Argument(help="folder of video files (searched recursively)")],
     out: Annotated[Path, typer.Option(help="dataset folder to write (re-run: adds new videos)")],
     frames: Annotated[
-        int | None, typer.Option(help="frames per video, evenly spaced [default: 16]")
+        int | None, typer.Option(help="frames per video, evenly spaced (default: 16; or --fps)")
     ] = None,
     fps: Annotated[
         float | None, typer.Option(help="frames per second instead (capped by --max-frames)")

@@ -46,7 +46,9 @@ def index_command(
             help="flat (exact), flat16 (exact scan, half precision), hnsw or ivf (approximate)"
         ),
     ] = "flat",
-    overwrite: Annotated[bool, typer.Option(help="replace an existing index folder")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="replace an existing index folder")
+    ] = False,
     query_bank: Annotated[
         int,
         typer.Option(
@@ -55,8 +57,7 @@ def index_command(
         ),
     ] = 2000,
 ) -> None:
-    """Build an index folder (--out): vectors, video metadata and the model reference,
-    written atomically."""
+    """Build an index folder (--out): video vectors, metadata and the model, atomically."""
     from vidret.errors import VidretError
     from vidret.search.index import build_index
     from vidret.search.zero_shot_index import build_zero_shot_index

@@ -20,7 +20,7 @@ RefineOption = Annotated[
 def search_command(
     index: Annotated[Path, typer.Argument(help="index folder from `vidret index`")],
     query: Annotated[str, typer.Argument(help='what to look for, e.g. "a man is cooking pasta"')],
-    k: Annotated[int, typer.Option("-k", "--k", help="how many results")] = 10,
+    k: Annotated[int, typer.Option("-k", help="how many results")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     normalize: Annotated[
         str,

@@ -70,9 +70,9 @@ def train_command(
         typer.Option("--set", help="override a key: --set train.epochs=5 (repeatable)"),
     ] = None,
     resume: Annotated[
-        bool, typer.Option(help="continue the run in --out from its last checkpoint")
+        bool, typer.Option("--resume", help="continue the run in --out from its last checkpoint")
     ] = False,
-    quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bars")] = False,
 ) -> None:
     """Train a model; validate each epoch, keep the best, score it on the test split."""
     from vidret.config import load_config
@@ -179,4 +179,6 @@ def _report(out: Path, result: dict) -> None:
         typer.echo("validation (best epoch):\n" + format_metrics(result["val"]))
     if result.get("test"):
         typer.echo("test:\n" + format_metrics(result["test"]))
+    else:
+        typer.echo("test: no test videos in this split (data.split=all trains on every video)")
     typer.echo(dumps({"run": str(out), "test_Rsum": (result.get("test") or {}).get("Rsum")}))

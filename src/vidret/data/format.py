@@ -31,8 +31,10 @@ VIDEO_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
 
 def video_id_problem(value: object) -> str | None:
     """Why `value` is not a valid video id, or None if it is one."""
-    if not isinstance(value, str) or not value:
+    if value is None:
         return "needs a non-empty string 'video_id'"
+    if not isinstance(value, str) or not value:
+        return f"video_id {value!r}: needs a non-empty string 'video_id'"
     if not VIDEO_ID.fullmatch(value):
         return (
             f"video_id {value!r} has characters outside the id alphabet (letters, digits, "

@@ -329,7 +329,10 @@ def _write_caption_features(
             raise VidretError(f"{path}: no list of caption features for video '{vid}'")
         try:
             arrays = [np.atleast_2d(np.asarray(a, np.float32)) for a in per_caption]
-            arrays = [a.reshape(-1, a.shape[-1]) for a in arrays]
+            arrays = [
+                a.reshape(-1, a.shape[-1]) if a.size else np.zeros((0, a.shape[-1]), np.float32)
+                for a in arrays
+            ]
         except (TypeError, ValueError) as e:
             raise VidretError(
                 f"{path}: the word features of video '{vid}' are not arrays of numbers ({e})"

@@ -82,6 +82,12 @@ def score_run(
                 f"was trained on dim {dim}"
             )
     if len(rows) == 0:
+        if own_part and cfg.data.split == "all":
+            raise VidretError(
+                f"{run} was trained with data.split=all: every video of {root} was a "
+                f"training video and its '{split}' part is empty. Give --split all to score "
+                "the training videos (not a held-out figure), or --data OTHER_DATASET"
+            )
         raise VidretError(f"{root}: split '{split}' holds no videos")
     batch = cfg.train.eval_batch
     sims, c2v = similarity_matrix(model, prepared, rows, batch, captions=captions)

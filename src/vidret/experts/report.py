@@ -15,9 +15,13 @@ from vidret.eval import figures
 from vidret.experts.static import static_experts
 from vidret.losses.base import LossContext
 from vidret.losses.cmgsd import CMGSDLoss
+from vidret.progress import note
 from vidret.train.data import prepare_data, text_batch, video_batch
 from vidret.train.logger import read_metrics
 from vidret.train.run import load_trained_model
+
+# losses whose training used the adaptive margins these figures draw
+ADAPTIVE_MARGIN_LOSSES = ("cmgsd", "adaptive_infonce")
 
 
 def margin_figures(
@@ -35,6 +39,13 @@ def margin_figures(
     experts = list(info["signature"]["experts"])
     data_root = data_root or Path(info["data"])
     data = prepare_data(cfg, data_root, experts=experts, split="all", progress=progress)
+    if cfg.loss.name not in ADAPTIVE_MARGIN_LOSSES:
+        note(
+            f"warning: {run_dir} was trained with loss '{cfg.loss.name}', which uses no "
+            "adaptive margin: the figures show the margins CMGSD would have given this "
+            "model (alpha, beta from the run's config), not ones it trained with",
+            err=True,
+        )
     alpha = cfg.loss.margin if alpha is None else alpha
     beta = cfg.loss.beta if beta is None else beta
     ds = data.dataset

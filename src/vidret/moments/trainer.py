@@ -116,11 +116,7 @@ def _train(
                     "progress": dict(state),
                 },
             )
-            val = record.get("val", {})
-            note(
-                f"epoch {state['epoch']}: loss {record['train']['loss']:.4f}"
-                + "".join(f"  {k} {val[k]:.1f}" for k in ("R1@0.5", "R1@0.7", "mIoU") if k in val)
-            )
+            _say_epoch(cfg, record, state)
     finally:
         logger.close()
     result: dict[str, Any] = {"best_epoch": state["best_epoch"], "epochs_run": state["epoch"]}
@@ -149,7 +145,8 @@ def _epoch(
     totals: dict[str, float] = {}
     steps = 0
     batches = range(0, len(order), size)
-    for at in progress_bar(batches, enabled=progress, desc=f"epoch {epoch + 1}", unit="batch"):
+    desc = f"epoch {epoch + 1}/{cfg.train.epochs}"
+    for at in progress_bar(batches, enabled=progress, desc=desc, unit="batch"):
         batch, targets = data.batch(order[at : at + size])
         loss, terms = moment_loss(model(batch), targets, batch.frame_mask, cfg.loss)
         optimizer.zero_grad(set_to_none=True)
@@ -164,7 +161,27 @@ def _epoch(
     record["train_seconds"] = round(time.perf_counter() - began, 2)
     if len(parts["val"]):
         record["val"] = evaluate_moments(model, data, parts["val"])
+    record["epoch_time_s"] = round(time.perf_counter() - began, 2)
     return record
+
+
+def _say_epoch(cfg: MomentRunConfig, record: dict[str, Any], state: dict[str, Any]) -> None:
+    """One line per epoch, as retrieval training writes it: loss, the validation metric
+    with the best so far, the other moment metrics, and the epoch's time."""
+    line = f"epoch {record['epoch']}/{cfg.train.epochs}  loss {record['train']['loss']:.4f}"
+    val = record.get("val", {})
+    metric = cfg.train.val_metric
+    if metric in val:
+        line += f"  val {metric} {val[metric]:.2f}  (best {state['best']:.2f} at epoch "
+        line += f"{state['best_epoch']})"
+        line += "".join(f"  {k} {val[k]:.2f}" for k in ("R1@0.7", "mIoU") if k != metric)
+    note(line + f"  {record['epoch_time_s']:.1f} s")
+    if state.get("stopped"):
+        note(
+            f"stopping early: validation {metric} has not improved for {state['stale']} "
+            f"epochs (train.patience={cfg.train.patience}); testing the best epoch, "
+            f"{state['best_epoch']}"
+        )
 
 
 def evaluate_moments(model: CDNet, data: MomentData, indices: np.ndarray) -> dict[str, float]:

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from vidret.data.format import CACHE_DIR
 from vidret.io import atomic_directory, save_npy_atomic, write_json_atomic
+from vidret.progress import note
 from vidret.text.sentence_bert import EncodedTexts, encode_texts
 
 _FORMAT = 1
@@ -83,6 +85,14 @@ class TextFeatureCache:
         known, stored = self._read()
         missing = list(dict.fromkeys(t for t in texts if t not in known))
         if missing:
+            if progress:  # minutes for a large dataset: say what happens, once
+                what = "sentence and token features" if self.with_tokens else "sentence features"
+                note(
+                    f"encoding {len(missing)} captions ({what}) with Sentence-BERT; "
+                    f"cached in {self.folder} for later runs",
+                    err=True,
+                )
+            began = time.perf_counter()
             new = encode_texts(
                 missing, self.model_path, self.with_tokens, self.max_tokens, progress=progress
             )
@@ -90,6 +100,9 @@ class TextFeatureCache:
             order = [*known, *missing]
             self._write(order, stored)
             known = {t: i for i, t in enumerate(order)}
+            if progress:
+                seconds = time.perf_counter() - began
+                note(f"encoded {len(missing)} captions in {seconds:.0f} s", err=True)
         rows = np.array([known[t] for t in texts], np.int64)
         return EncodedTexts(
             sentence=np.asarray(stored.sentence[rows]),
