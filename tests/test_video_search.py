@@ -366,6 +366,15 @@ def test_moment_search_in_a_long_video_and_the_player_seeks(trained: dict, tmp_p
     start, end = top.video["segment"]
     assert start >= 3.0 and end <= 9.0, top.video  # within the blue part (4-8 s), +- 1 s
     assert engine.search("a red pattern", k=1).hits[0].video["segment"][1] <= 5.0
+    # a moment's card: its thumbnail and file are served (the links of every hit work)
+    from fastapi.testclient import TestClient
+
+    from vidret.search.server import create_app
+
+    client = TestClient(create_app(index))
+    for hit in client.get("/search", params={"q": "a blue pattern", "k": 5}).json()["results"]:
+        assert client.get(hit["thumbnail_url"]).status_code == 200, hit
+        assert client.get(hit["video_url"]).status_code == 200, hit
 
     chromium = shutil.which("chromium")
     if chromium is None:

@@ -47,7 +47,7 @@ def build_moment_dataset(
         raise VidretError(f"{dst} already exists; choose a new folder")
     source = VideoDataset.open(src)
     durations = []
-    for v in source.videos:
+    for v, line in zip(source.videos, source.video_lines, strict=True):
         d = video_duration(v)
         if d is None:
             raise VidretError(
@@ -56,7 +56,7 @@ def build_moment_dataset(
             )
         if not d > 0:
             raise VidretError(
-                f"{src}: video {v['video_id']} (videos.jsonl line {v['_line']}) lasts {d} "
+                f"{src}: video {v['video_id']} (videos.jsonl line {line}) lasts {d} "
                 "seconds: a clip must last more than 0 to be a moment"
             )
         durations.append(d)

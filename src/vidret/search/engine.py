@@ -22,7 +22,7 @@ from vidret.search.segments import merge_hits
 from vidret.search.zero_shot_index import FusedQueryEncoder, zero_shot_encoder
 from vidret.text.onnx_encoder import OnnxSentenceEncoder
 from vidret.text.sentence_bert import encode_texts
-from vidret.train.run import load_trained_model
+from vidret.train.run import load_trained_model, require_run_folder
 
 MAX_QUERY_CHARS = 500
 MAX_K = 1000  # the CLI's and the HTTP API's limit alike
@@ -127,6 +127,7 @@ class SearchEngine:
         self.cache = QueryCache(cache_size)
         self.refiner: MomentRefiner | None = None
         if refine is not None:  # CDNet places each moment hit's start and end
+            require_run_folder(refine)  # a file or a typo: said first, as what it is
             if not self.segmented:
                 raise VidretError(
                     f"--refine: {index_dir} indexes whole videos; CDNet refines moments of "
