@@ -28,10 +28,10 @@ from vidret.data.dataset import VideoDataset
 from vidret.data.moments import video_duration
 from vidret.data.splits import load_named_split
 from vidret.data.timeline import window_spans
-from vidret.eval.moment_windows import localize_with_windows, non_maximum_suppression
-from vidret.eval.temporal import moment_metrics
+from vidret.eval.temporal import moment_metrics, non_maximum_suppression
 from vidret.moments.localize import localize_with_cdnet
-from vidret.train.run import read_run_config
+from vidret.moments.windows import localize_with_windows
+from vidret.runs.folder import read_run_config
 
 
 def random_windows(data: Path, seed: int) -> dict[str, float]:

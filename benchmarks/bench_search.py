@@ -26,7 +26,7 @@ import faiss
 import numpy as np
 import torch
 
-from vidret.search.engine import QueryEncoder
+from vidret.runs.query_encoder import QueryEncoder
 from vidret.search.faiss_index import build_faiss_index
 
 QUERIES = [

@@ -29,9 +29,10 @@ import numpy as np
 import torch
 
 from vidret.models.types import Embeddings
-from vidret.search.engine import QueryEncoder, SearchEngine
+from vidret.runs.folder import read_model_info
+from vidret.runs.query_encoder import QueryEncoder
+from vidret.search.engine import SearchEngine
 from vidret.search.index import model_reference, write_index
-from vidret.train.run import read_model_info
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_search import clustered_vectors

@@ -34,9 +34,11 @@ import numpy as np
 import torch
 
 from vidret.models.types import Embeddings
-from vidret.search.engine import QueryEncoder, SearchEngine
-from vidret.search.index import build_index, model_reference, write_index
-from vidret.train.run import read_model_info
+from vidret.runs.folder import read_model_info
+from vidret.runs.query_encoder import QueryEncoder
+from vidret.search.build_index import build_index
+from vidret.search.engine import SearchEngine
+from vidret.search.index import model_reference, write_index
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_search import clustered_vectors

@@ -35,10 +35,10 @@ import numpy as np
 import torch
 
 from vidret.models.types import Embeddings
-from vidret.search.engine import QueryEncoder
+from vidret.runs.folder import read_model_info
+from vidret.runs.query_encoder import QueryEncoder
 from vidret.search.index import model_reference, write_index
 from vidret.search.local_server import serving
-from vidret.train.run import read_model_info
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_search import QUERIES, clustered_vectors

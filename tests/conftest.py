@@ -45,7 +45,7 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     one real video file; made once per session, tests must not modify them."""
     from helpers import TINY
     from vidret.config import load_config
-    from vidret.search.index import build_index
+    from vidret.search.build_index import build_index
     from vidret.train.trainer import train
     from vidret.video.synthetic import write_video
 

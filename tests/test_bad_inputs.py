@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 
 from helpers import TINY
 from vidret.cli import main
-from vidret.search.index import build_index
+from vidret.search.build_index import build_index
 from vidret.search.server import create_app
 from vidret.video.synthetic import write_video
 
@@ -530,7 +530,7 @@ def test_report_of_nothing_leaves_nothing(env: Env, capsys: pytest.CaptureFixtur
 def test_index_refuses_an_existing_out_before_embedding(
     env: Env, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import vidret.search.index as index_module
+    import vidret.search.build_index as index_module
 
     def must_not_run(*args: object, **kwargs: object) -> None:
         raise AssertionError("the run was loaded before the arguments were checked")

@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from helpers import clip_dataset
 from vidret.cli import app
+from vidret.config.moments import CDNetConfig, load_moment_config
 from vidret.losses.moment import generalized_iou
 from vidret.models.cdnet import CDNet, MomentBatch, sample_frames
-from vidret.moments.config import CDNetConfig, load_moment_config
 from vidret.moments.spans import best_spans, frame_edges, target_frames
 
 TINY_CDNET = ["model.hidden_dim=16", "model.context_layers=1", "model.denoise_layers=1",

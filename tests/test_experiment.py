@@ -245,9 +245,9 @@ def test_cross_validation_experiment(tmp_path: Path, demo_dir: Path) -> None:
     assert results["folds"] == 2 and len(results["runs"]) == 8  # 2 variants x 2 seeds x 2
     assert (out / "infonce" / "seed1-fold1" / "test_metrics.json").exists()
     # each fold validates on other videos; the test split is the same for both
+    from vidret.batches.prepared import prepare_data
     from vidret.config import load_config
-    from vidret.train.data import prepare_data
-    from vidret.train.run import read_run_config
+    from vidret.runs.folder import read_run_config
 
     data = [prepare_data(read_run_config(out / "infonce" / f"seed0-fold{f}"), demo_dir,
                          progress=False) for f in (0, 1)]  # fmt: skip

@@ -393,7 +393,7 @@ def test_pickle_ids_outside_the_alphabet_and_zero_dim_values(tmp_path: Path) -> 
 
 
 def test_written_files_keep_the_umask_mode(small_world: dict[str, Path], tmp_path: Path) -> None:
-    from vidret.search.index import build_index
+    from vidret.search.build_index import build_index
 
     old = os.umask(0o022)
     try:

@@ -136,7 +136,7 @@ def test_ce_word_features_become_caption_features_a_model_can_read(tmp_path: Pat
     caption of captions.jsonl, usable as the caption encoder's tokens (text.source)."""
     from helpers import TINY
     from vidret.config import load_config
-    from vidret.search.engine import QueryEncoder
+    from vidret.runs.query_encoder import QueryEncoder
     from vidret.train.trainer import train
 
     arrays = write_release(tmp_path / "release")

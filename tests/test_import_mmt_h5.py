@@ -129,8 +129,8 @@ def test_1k_a_scores_the_caption_the_index_names(tmp_path: Path) -> None:
     assert {s: splits[s]["videos"] for s in ("full_train", "full_val", "full_test")} == {
         "full_train": 6, "full_val": 2, "full_test": 4}  # fmt: skip
 
+    from vidret.batches.prepared import prepare_data
     from vidret.config import load_config
-    from vidret.train.data import prepare_data
 
     cfg = load_config(None, ["data.split=named", "data.names={train: 1k-A_train, test: 1k-A_test}"])
     prepared = prepare_data(cfg, out, progress=False)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from vidret.losses.base import LossContext
 from vidret.losses.infonce import InfoNCE
-from vidret.losses.reducers import HardestNegative, MeanOverNegatives
+from vidret.losses.reducers import HardestNegative, MeanOverNegatives, SelectiveHardNegative
 from vidret.losses.triplet import TripletLoss, negatives_mask, triplet_hinges
 
 S = torch.tensor([[0.9, 0.5, 0.1], [0.8, 0.6, 0.7], [0.2, 0.3, 0.4]])
@@ -40,7 +40,7 @@ def test_reducers() -> None:
 
 
 def test_triplet_warms_up_with_the_mean_then_mines() -> None:
-    loss = TripletLoss(0.2, mining=True, warmup_epochs=1.0)
+    loss = TripletLoss(0.2, warmup_epochs=1.0)
     hv, ht = triplet_hinges(S, 0.2)
     neg = negatives_mask(3, torch.device("cpu"))
     mean = MeanOverNegatives()(hv, neg).mean() + MeanOverNegatives()(ht, neg).mean()
@@ -48,7 +48,7 @@ def test_triplet_warms_up_with_the_mean_then_mines() -> None:
     assert loss(S, LossContext(epoch=0.99)).total.item() == pytest.approx(mean.item())
     out = loss(S, LossContext(epoch=1.0))
     assert out.total.item() == pytest.approx(hard.item()) and out.terms["mining"] == 1.0
-    no_mining = TripletLoss(0.2, mining=False, warmup_epochs=1.0)
+    no_mining = TripletLoss(0.2, reducer=MeanOverNegatives(), warmup_epochs=1.0)
     assert no_mining(S, LossContext(epoch=5)).total.item() == pytest.approx(mean.item())
 
 
@@ -103,19 +103,18 @@ def test_selective_hard_negatives_match_the_authors_loss(epsilon: float) -> None
     # so its hardest negative is right only for similarities above -1)
     sims = torch.rand(12, 12)
     sims[3, 5] = sims[3, 3] + 0.01  # a near-tie: the mean for caption 3 at epsilon 0.05
-    loss = TripletLoss(0.2, warmup_epochs=0.0, reducer="selective", epsilon=epsilon)
+    loss = TripletLoss(0.2, reducer=SelectiveHardNegative(epsilon), warmup_epochs=0.0)
     ours = loss(sims, LossContext(epoch=1)).total
     # our sims are [captions, videos]; theirs [images, captions]
     torch.testing.assert_close(ours / 2, rvsepp_selhn(sims.T, 0.2, epsilon))
     # special cases: epsilon 0 is hardest-negative mining, a huge epsilon the mean
     if epsilon in (0.0, 10.0):
-        other = TripletLoss(0.2, warmup_epochs=0.0, mining=epsilon == 0.0)
+        reducer = HardestNegative() if epsilon == 0.0 else MeanOverNegatives()
+        other = TripletLoss(0.2, reducer=reducer, warmup_epochs=0.0)
         torch.testing.assert_close(ours, other(sims, LossContext(epoch=1)).total)
 
 
 def test_selective_reducer_by_hand() -> None:
-    from vidret.losses.reducers import SelectiveHardNegative
-
     hinge = torch.tensor([[0.0, 0.3, 0.1], [0.2, 0.0, 0.0], [0.5, 0.1, 0.0]])
     gaps = torch.tensor([[0.0, 0.05, -0.4], [-0.5, 0.0, -0.6], [0.3, -0.1, 0.0]])
     negatives = negatives_mask(3, torch.device("cpu"))
@@ -130,7 +129,6 @@ def test_selective_reducer_by_hand() -> None:
 
 def test_cmgsd_takes_the_selective_reducer() -> None:
     from vidret.config import LossConfig
-    from vidret.losses.reducers import SelectiveHardNegative
     from vidret.losses.registry import build_objective
 
     cfg = LossConfig(name="cmgsd", reducer="selective", epsilon=0.02)

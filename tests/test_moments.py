@@ -139,7 +139,7 @@ def test_temporal_iou_and_moment_metrics_by_hand() -> None:
 
 def test_windows_and_suppression_by_hand() -> None:
     from vidret.data.timeline import window_spans
-    from vidret.eval.moment_windows import non_maximum_suppression
+    from vidret.eval.temporal import non_maximum_suppression
 
     spans = window_spans(12.0, scales=(5.0, 20.0))
     # 5 s windows every 1.25 s up to the end (the last cut at 12), and the whole video

@@ -12,15 +12,15 @@ import torch
 from typer.testing import CliRunner
 
 from helpers import TINY, clip_dataset
+from vidret.batches.prepared import dataset_video_batch
 from vidret.cli import app
 from vidret.config import load_config
 from vidret.data.dataset import VideoDataset
 from vidret.data.validate import check_dataset
 from vidret.errors import DatasetError, VidretError
 from vidret.models.registry import BACKBONES
+from vidret.search.build_index import build_index
 from vidret.search.engine import SearchEngine
-from vidret.search.index import build_index
-from vidret.train.data import dataset_video_batch
 from vidret.train.trainer import train
 from vidret.video.decode import Sampling
 from vidret.video.extract import extract_dataset

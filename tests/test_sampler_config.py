@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from vidret.config import load_config
+from vidret.config.moments import is_moment_config, load_moment_config
 from vidret.data.dataset import VideoDataset
 from vidret.errors import VidretError
-from vidret.moments.config import is_moment_config, load_moment_config
 from vidret.train.sampler import EpochBatches
 
 

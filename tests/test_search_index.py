@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from helpers import TINY
+from vidret.batches.prepared import prepare_data, video_batch
 from vidret.config import load_config
 from vidret.models.similarity import similarity
+from vidret.runs.folder import load_trained_model
+from vidret.search.build_index import build_index
 from vidret.search.engine import SearchEngine
 from vidret.search.faiss_index import build_faiss_index
-from vidret.search.index import build_index
-from vidret.train.data import prepare_data, video_batch
-from vidret.train.run import load_trained_model
 from vidret.train.trainer import train
 
 REPO = Path(__file__).resolve().parents[1]

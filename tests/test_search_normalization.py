@@ -21,8 +21,8 @@ from vidret.eval.normalization import (
 )
 from vidret.models.similarity import similarity
 from vidret.models.types import Embeddings
+from vidret.search.build_index import build_index
 from vidret.search.engine import SearchEngine
-from vidret.search.index import build_index
 from vidret.search.query_bank import build_bank
 
 

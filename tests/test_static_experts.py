@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-import vidret.experts.static as static_module
+import vidret.batches.static_experts as static_module
+from vidret.batches.static_experts import mean_pooled, static_experts
 from vidret.data.dataset import VideoDataset
-from vidret.experts.static import mean_pooled, static_experts
 from vidret.text.sentence_bert import default_model_path
 
 

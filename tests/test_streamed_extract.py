@@ -11,7 +11,7 @@ import pytest
 
 from vidret.data.dataset import VideoDataset
 from vidret.errors import VidretError
-from vidret.video import extract as extract_module
+from vidret.video import embed as extract_module
 from vidret.video.decode import CHUNK_FRAMES, MAX_FRAMES, Sampling, read_frames, stream_frames
 from vidret.video.extract import extract_dataset
 from vidret.video.synthetic import write_scenes

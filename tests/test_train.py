@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from helpers import TINY
 from vidret.cli import app
 from vidret.data.demo import make_demo_dataset
-from vidret.train.logger import read_metrics
+from vidret.runs.logger import read_metrics
 
 
 def train_args(run: Path, data: Path, *extra: str) -> list[str]:
@@ -250,7 +250,7 @@ def test_eval_split_choices(tmp_path: Path, demo_dir: Path) -> None:
 def test_cmgsd_adds_no_test_time_cost(tmp_path: Path, demo_dir: Path) -> None:
     import torch
 
-    from vidret.train.run import load_trained_model
+    from vidret.runs.folder import load_trained_model
 
     train(tmp_path / "hard", demo_dir, "train.epochs=2", "loss.name=triplet")
     result = train(

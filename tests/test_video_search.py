@@ -20,8 +20,8 @@ from vidret.cli import app
 from vidret.config import load_config
 from vidret.data.dataset import VideoDataset
 from vidret.errors import VidretError
+from vidret.search.build_index import build_index
 from vidret.search.engine import SearchEngine
-from vidret.search.index import build_index
 from vidret.search.local_server import serving
 from vidret.train.trainer import train
 from vidret.video.decode import Sampling, UnreadableVideoError, read_frames

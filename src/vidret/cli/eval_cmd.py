@@ -106,9 +106,9 @@ def _moment_metrics(run: Path, data: Path | None, split: str | None) -> dict:
     """On a dataset with moment captions: R{1,5}@{0.3,0.5,0.7} and mIoU of the sliding-
     window baseline, under `moments`; else nothing."""
     from vidret.data.moments import MOMENTS_FILE
-    from vidret.eval.moment_windows import localize_with_windows
     from vidret.eval.temporal import moment_metrics
-    from vidret.train.run import read_model_info
+    from vidret.moments.windows import localize_with_windows
+    from vidret.runs.folder import read_model_info
 
     root = data if data is not None else Path(read_model_info(run)["data"])
     if not (root / MOMENTS_FILE).exists():
@@ -133,7 +133,7 @@ def _cdnet_metrics(run: Path, data: Path | None, split: str | None) -> dict:
     """A CDNet run's moment metrics on its data's (or `data`'s) split, default test."""
     from vidret.eval.temporal import moment_metrics
     from vidret.moments.localize import localize_with_cdnet
-    from vidret.train.run import read_model_info
+    from vidret.runs.folder import read_model_info
 
     root = data if data is not None else Path(read_model_info(run)["data"])
     found = localize_with_cdnet(run, root, split or "test")

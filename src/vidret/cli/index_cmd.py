@@ -59,7 +59,7 @@ def index_command(
 ) -> None:
     """Build an index folder (--out): video vectors, metadata and the model, atomically."""
     from vidret.errors import VidretError
-    from vidret.search.index import build_index
+    from vidret.search.build_index import build_index
     from vidret.search.zero_shot_index import build_zero_shot_index
 
     if zero_shot:

@@ -21,7 +21,7 @@ def margins_command(
     seed: Annotated[int, typer.Option(help="which batch")] = 0,
 ) -> None:
     """Write margin_distribution.png, pair_margins.png and training_curves.png."""
-    from vidret.experts.report import margin_figures
+    from vidret.eval.margins import margin_figures
 
     for path in margin_figures(run, data, out, alpha, beta, batch, examples, seed):
         typer.echo(f"wrote {path}")

@@ -76,7 +76,7 @@ def train_command(
 ) -> None:
     """Train a model; validate each epoch, keep the best, score it on the test split."""
     from vidret.config import load_config
-    from vidret.train.run import read_model_info, read_run_config
+    from vidret.runs.folder import read_model_info, read_run_config
     from vidret.train.trainer import train
 
     overrides = list(set_ or [])
@@ -113,7 +113,7 @@ def train_command(
 
 def _moment_task(config: Path | None, resumed: Path | None) -> bool:
     """A moment-localization run: a config with `task: moments`, or such a run resumed."""
-    from vidret.moments.config import is_moment_config
+    from vidret.config.moments import is_moment_config
     from vidret.moments.localize import is_moment_run
 
     return is_moment_config(config) or (resumed is not None and is_moment_run(resumed))
@@ -128,10 +128,10 @@ def _train_moments(
     resume: bool,
     quiet: bool,
 ) -> None:
+    from vidret.config.moments import load_moment_config, read_moment_run_config
     from vidret.eval.table import format_moment_metrics
-    from vidret.moments.config import load_moment_config, read_moment_run_config
     from vidret.moments.trainer import train_moments
-    from vidret.train.run import read_model_info
+    from vidret.runs.folder import read_model_info
 
     if resume:  # the options were checked by train_command
         assert out is not None

@@ -7,13 +7,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from vidret.batches.prepared import PreparedData, text_batch, video_batch
 from vidret.errors import VidretError
 from vidret.eval.metrics import retrieval_metrics
 from vidret.eval.normalization import QueryBank
 from vidret.models.retrieval import RetrievalModel
 from vidret.models.similarity import similarity
 from vidret.models.types import Embeddings
-from vidret.train.data import PreparedData, text_batch, video_batch
 
 
 @torch.inference_mode()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from vidret.errors import VidretError
 from vidret.eval import figures
-from vidret.train.logger import read_metrics
+from vidret.runs.logger import read_metrics
 
 
 def report(folder: Path, out: Path | None = None) -> list[Path]:

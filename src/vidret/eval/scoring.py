@@ -42,10 +42,10 @@ def score_run(
     training part as well."""
     import torch
 
+    from vidret.batches.prepared import prepare_data, split_caption_rows
     from vidret.data.splits import SPLIT_PARTS, load_named_split
     from vidret.eval.evaluate import BANK_SIZE, query_bank, similarity_matrix
-    from vidret.train.data import prepare_data, split_caption_rows
-    from vidret.train.run import load_trained_model
+    from vidret.runs.folder import load_trained_model
 
     cfg, model, info = load_trained_model(run)
     torch.set_num_threads(cfg.train.threads)  # the run's count: the same sums as training

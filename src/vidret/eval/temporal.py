@@ -3,10 +3,13 @@
 The definitions moment-localization papers use (TALL, 2D-TAN, CDNet's tables): a query
 counts for `R{n}@{m}` when at least one of its n best predicted spans has IoU >= m with
 its annotated span; `mIoU` is the mean IoU of each query's best prediction. Numbers are
-percentages, like the retrieval metrics.
+percentages, like the retrieval metrics. Also what every localizer shares: its
+predictions (`MomentPredictions`) and non-maximum suppression of its spans.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -45,3 +48,29 @@ def moment_metrics(
             out[f"R{n}@{m}"] = float(100 * np.mean(best >= m - 1e-9))
     out["mIoU"] = float(100 * iou[:, 0].mean()) if iou.shape[1] else 0.0
     return out
+
+
+NMS_IOU = 0.5
+TOP = 5
+
+
+@dataclass
+class MomentPredictions:
+    spans: np.ndarray  # [moments, TOP, 2] best first
+    truth: np.ndarray  # [moments, 2]
+    videos: int
+
+
+def non_maximum_suppression(spans: np.ndarray, scores: np.ndarray, keep: int = TOP) -> np.ndarray:
+    """The best `keep` spans, each overlapping every better kept one by IoU <= NMS_IOU;
+    fewer spans than `keep` are padded by repeating the last."""
+    order = np.argsort(-scores, kind="stable")
+    kept: list[int] = []
+    for i in order:
+        if all(temporal_iou(spans[i], spans[j]) <= NMS_IOU for j in kept):
+            kept.append(int(i))
+        if len(kept) == keep:
+            break
+    while len(kept) < keep:
+        kept.append(kept[-1])
+    return spans[kept]

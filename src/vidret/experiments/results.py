@@ -21,7 +21,7 @@ from vidret.experiments.normalized import read_normalized
 from vidret.experiments.runner import TIMING, plan
 from vidret.experiments.spec import ExperimentSpec, config_hash
 from vidret.io import atomic_open, write_json_atomic
-from vidret.train.run import TEST_METRICS, read_model_info, read_run_config
+from vidret.runs.folder import TEST_METRICS, read_model_info, read_run_config
 
 COLUMNS = [
     ("t2v", "R@1"),

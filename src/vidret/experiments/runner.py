@@ -23,7 +23,7 @@ from vidret.experiments.spec import ExperimentSpec, Variant, config_hash
 from vidret.io import write_json_atomic
 from vidret.locking import folder_lock
 from vidret.progress import note, on_terminal, progress_bar
-from vidret.train.run import CONFIG, LAST, TEST_METRICS, read_run_config
+from vidret.runs.folder import CONFIG, LAST, TEST_METRICS, read_run_config
 
 # Every run of an experiment gets these on top of its variant's overrides.
 RUN_OVERRIDES = ["train.threads=1"]

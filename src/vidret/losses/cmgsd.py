@@ -30,7 +30,7 @@ from torch import Tensor
 
 from vidret.losses.adaptive_margin import cosine_distances, rescale_margins
 from vidret.losses.base import LossContext, LossOutput
-from vidret.losses.reducers import mining_share
+from vidret.losses.reducers import Reducer, mining_share
 from vidret.losses.relevance import caption_relevance
 from vidret.losses.triplet import TripletLoss, negatives_mask, positive_gaps
 from vidret.models.types import Embeddings
@@ -85,9 +85,7 @@ class CMGSDLoss(TripletLoss):
         self,
         alpha: float = 0.05,
         beta: float = 0.04,
-        mining: bool = True,
-        reducer: str = "hardest",
-        epsilon: float = 0.01,
+        reducer: Reducer | None = None,
         warmup_epochs: float = 1.0,
         lambda_start: float = 20.0,
         lambda_end: float = 50.0,
@@ -97,9 +95,7 @@ class CMGSDLoss(TripletLoss):
         dynamic: bool = True,
         static_text: str = "caption",
     ):
-        super().__init__(
-            alpha, mining=mining, warmup_epochs=warmup_epochs, reducer=reducer, epsilon=epsilon
-        )
+        super().__init__(alpha, reducer=reducer, warmup_epochs=warmup_epochs)
         self.alpha, self.beta = alpha, beta
         self.lambda_start, self.lambda_end = lambda_start, lambda_end
         self.text_experts, self.video_experts = text_experts, video_experts

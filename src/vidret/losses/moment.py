@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from vidret.config.moments import MomentLossConfig
 from vidret.models.cdnet import MomentScores
-from vidret.moments.config import MomentLossConfig
 
 
 @dataclass

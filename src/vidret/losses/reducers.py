@@ -5,15 +5,22 @@ max-violation (eq. 3 of the paper), `MeanOverNegatives` averages every negative,
 `SelectiveHardNegative` (RVSEPP, AAA-Zheng/RVSEPP `loss.py`) takes the hardest negative
 only where it is clearly separated from the positive, else the mean.
 
-Every reducer is called with `hinge` [B, B] (row i: query i against each candidate),
-`negatives` (the mask of negative candidates) and `gaps` [B, B], the similarity of each
-candidate minus the query's positive, which only the selective reducer reads.
+A reducer is an object handed to a loss (`TripletLoss(margin, reducer=...)`, as
+pytorch-metric-learning's `reducer=`); the config's `loss.mining`, `loss.reducer` and
+`loss.epsilon` pick one in `vidret.losses.registry`. Every reducer is called with
+`hinge` [B, B] (row i: query i against each candidate), `negatives` (the mask of
+negative candidates) and `gaps` [B, B], the similarity of each candidate minus the
+query's positive, which only the selective reducer reads.
 """
 
 from __future__ import annotations
 
+from typing import Union
+
 import torch
 from torch import Tensor
+
+Reducer = Union["HardestNegative", "MeanOverNegatives", "SelectiveHardNegative"]
 
 
 class HardestNegative:
@@ -58,15 +65,6 @@ class SelectiveHardNegative:
         """Per query: is |positive - hardest negative| at least epsilon (no gradient)?"""
         closest = gaps.detach().masked_fill(~negatives, -torch.inf).amax(dim=1)
         return closest.abs() >= self.epsilon
-
-
-def make_reducer(mining: bool, reducer: str = "hardest", epsilon: float = 0.01):
-    """The reducer after the warm-up: `loss.mining` off means the mean over negatives."""
-    if not mining:
-        return MeanOverNegatives()
-    if reducer == "selective":
-        return SelectiveHardNegative(epsilon)
-    return HardestNegative()
 
 
 def mining_share(reduce, negatives: Tensor, gaps: Tensor) -> float:

@@ -11,6 +11,12 @@ from vidret.losses.infonce import InfoNCE
 from vidret.losses.kendall import KendallRankingLoss
 from vidret.losses.listwise import SmoothNDCGLoss
 from vidret.losses.prota import ProTALoss
+from vidret.losses.reducers import (
+    HardestNegative,
+    MeanOverNegatives,
+    Reducer,
+    SelectiveHardNegative,
+)
 from vidret.losses.triplet import TripletLoss
 from vidret.losses.unified import UnifiedLoss
 
@@ -26,6 +32,15 @@ def build_objective(cfg: LossConfig, epochs: int = 1, embed_dim: int | None = No
     return objective
 
 
+def reducer_of(cfg: LossConfig) -> Reducer:
+    """The reducer after the warm-up: `loss.mining` off means the mean over negatives."""
+    if not cfg.mining:
+        return MeanOverNegatives()
+    if cfg.reducer == "selective":
+        return SelectiveHardNegative(cfg.epsilon)
+    return HardestNegative()
+
+
 def _build(cfg: LossConfig, epochs: int) -> Objective:
     margins = {
         "alpha": cfg.margin,
@@ -39,13 +54,7 @@ def _build(cfg: LossConfig, epochs: int) -> Objective:
         "static_text": cfg.static_text,
     }
     if cfg.name == "cmgsd":
-        return CMGSDLoss(
-            mining=cfg.mining,
-            warmup_epochs=cfg.warmup_epochs,
-            reducer=cfg.reducer,
-            epsilon=cfg.epsilon,
-            **margins,
-        )
+        return CMGSDLoss(reducer=reducer_of(cfg), warmup_epochs=cfg.warmup_epochs, **margins)
     if cfg.name == "adaptive_infonce":
         return AdaptiveInfoNCE(cfg.temperature, cfg.learn_temperature, **margins)
     if cfg.name == "sndcg":
@@ -61,11 +70,5 @@ def _build(cfg: LossConfig, epochs: int) -> Objective:
     if cfg.name == "unified":
         return UnifiedLoss(cfg.margin, gamma=1.0 / cfg.temperature)
     if cfg.name == "triplet":
-        return TripletLoss(
-            cfg.margin,
-            mining=cfg.mining,
-            warmup_epochs=cfg.warmup_epochs,
-            reducer=cfg.reducer,
-            epsilon=cfg.epsilon,
-        )
+        return TripletLoss(cfg.margin, reducer=reducer_of(cfg), warmup_epochs=cfg.warmup_epochs)
     return InfoNCE(cfg.temperature, learn_temperature=cfg.learn_temperature)

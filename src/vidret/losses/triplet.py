@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from vidret.losses.base import LossContext, LossOutput, Objective
-from vidret.losses.reducers import MeanOverNegatives, make_reducer, mining_share
+from vidret.losses.reducers import HardestNegative, MeanOverNegatives, Reducer, mining_share
 
 
 def triplet_hinges(sims: Tensor, margin: float | Tensor) -> tuple[Tensor, Tensor]:
@@ -38,18 +38,13 @@ def negatives_mask(batch: int, device: torch.device) -> Tensor:
 class TripletLoss(Objective):
     """Hinge with margin alpha; mean over negatives during the warm-up, then the reducer."""
 
-    def __init__(
-        self,
-        margin: float,
-        mining: bool = True,
-        warmup_epochs: float = 1.0,
-        reducer: str = "hardest",
-        epsilon: float = 0.01,
-    ):
+    def __init__(self, margin: float, reducer: Reducer | None = None, warmup_epochs: float = 1.0):
+        """`reducer`: over the negatives after the warm-up (default `HardestNegative`, VSE++'s
+        mining; `MeanOverNegatives` is no mining; `SelectiveHardNegative` RVSEPP's)."""
         super().__init__()
         self.margin = margin
         self.warmup_epochs = warmup_epochs
-        self.reducer = make_reducer(mining, reducer, epsilon)
+        self.reducer: Reducer = reducer if reducer is not None else HardestNegative()
         self.warmup_reducer = MeanOverNegatives()
 
     def reducer_at(self, epoch: float):

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidret.moments.config import CDNetConfig
+from vidret.config.moments import CDNetConfig
 
 POSITION_FREQUENCIES = 8
 

@@ -14,8 +14,8 @@ from vidret.config import RunConfig
 from vidret.models.base import Backbone, ModelSignature
 from vidret.models.registry import build_backbone
 from vidret.models.similarity import similarity
+from vidret.models.text_encoders import build_text_encoder
 from vidret.models.types import Embeddings, TextBatch, VideoBatch
-from vidret.text.encoders import build_text_encoder
 
 
 @dataclass

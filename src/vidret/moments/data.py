@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vidret.config.moments import MomentRunConfig
 from vidret.data.dataset import VideoDataset
 from vidret.data.moments import Moments, video_duration
 from vidret.data.splits import load_named_split
@@ -24,7 +25,6 @@ from vidret.data.timeline import frame_times
 from vidret.errors import VidretError
 from vidret.losses.moment import MomentTargets
 from vidret.models.cdnet import MomentBatch
-from vidret.moments.config import MomentRunConfig
 from vidret.moments.spans import frame_edges, target_frames
 from vidret.text.cache import TextFeatureCache
 from vidret.text.sentence_bert import EncodedTexts, resolve_model_path

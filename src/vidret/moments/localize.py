@@ -8,14 +8,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from vidret.config.moments import TASK, MomentRunConfig, read_moment_run_config
 from vidret.errors import VidretError
-from vidret.eval.moment_windows import MomentPredictions
+from vidret.eval.temporal import MomentPredictions
 from vidret.models.cdnet import CDNet, MomentScores
-from vidret.moments.config import TASK, MomentRunConfig, read_moment_run_config
 from vidret.moments.data import MomentData
 from vidret.moments.spans import best_spans
-from vidret.train.checkpoint import load_checkpoint
-from vidret.train.run import BEST, read_model_info
+from vidret.runs.checkpoint import load_checkpoint
+from vidret.runs.folder import BEST, read_model_info
 
 EVAL_BATCH = 64
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vidret.eval.moment_windows import TOP, non_maximum_suppression
+from vidret.eval.temporal import TOP, non_maximum_suppression
 
 CANDIDATES = 200  # best (start, end) pairs kept before non-maximum suppression
 

@@ -1,7 +1,7 @@
 """Training CDNet on a moment dataset: validated each epoch (moment metrics on the
 validation split), the best epoch kept, scored once on the test split, resumable.
 
-The run folder has the retrieval runs' layout (`vidret.train.run`): config.yaml,
+The run folder has the retrieval runs' layout (`vidret.runs.folder`): config.yaml,
 model.json (with `task: moments`), checkpoints/last.pt and best.pt written atomically,
 metrics.jsonl, test_metrics.json. Each epoch's order of examples comes from
 (seed, epoch), so a resumed run trains on exactly what an uninterrupted one would.
@@ -16,25 +16,25 @@ from typing import Any
 import numpy as np
 import torch
 
+from vidret.config.moments import TASK, MomentRunConfig
 from vidret.errors import VidretError
 from vidret.eval.temporal import moment_metrics
 from vidret.io import write_json_atomic
 from vidret.locking import folder_lock, remove_stale_temporaries
 from vidret.losses.moment import moment_loss
 from vidret.models.cdnet import CDNet
-from vidret.moments.config import TASK, MomentRunConfig
 from vidret.moments.data import MomentData
 from vidret.moments.localize import predict_spans
 from vidret.progress import note, progress_bar
-from vidret.train import run as run_files
-from vidret.train.checkpoint import (
+from vidret.runs import folder as run_files
+from vidret.runs.checkpoint import (
     load_checkpoint,
     restore_rng_state,
     rng_state,
     save_checkpoint,
     seed_everything,
 )
-from vidret.train.logger import RunLogger
+from vidret.runs.logger import RunLogger
 from vidret.version import code_version
 
 

@@ -35,6 +35,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from vidret.data.dataset import VideoDataset
 from vidret.errors import VidretError
 from vidret.models.types import Embeddings
 from vidret.text.onnx_encoder import OnnxSentenceEncoder
@@ -43,6 +44,7 @@ from vidret.video.frame_encoder import FEATURE_DIM, EfficientNetLite0, weights_f
 
 CONCEPT_FEATURE = EfficientNetLite0.name  # the expert the classifier reads
 NUM_CONCEPTS = 1000
+CONCEPTS_FILE = "concepts.npz"  # an index's concept evidence per video (zero-shot, --fuse)
 Pooling = Literal["max", "mean", "top3"]
 POOLINGS: tuple[str, ...] = ("max", "mean", "top3")
 DEFAULT_TOP = 5
@@ -177,3 +179,22 @@ class ConceptQueryEncoder:
     def embed_many(self, queries: list[str]) -> Embeddings:
         w = torch.from_numpy(self.weights(list(queries)))
         return Embeddings(w[:, None, :], torch.ones(len(queries), 1))
+
+
+def fuse_with_concepts(
+    model: Embeddings, dataset: VideoDataset, weight: float, pooling: str, source: Path
+) -> Embeddings:
+    """A single-expert model's video vectors beside their concept evidence, weighted
+    for the fused score (module doc)."""
+    if not 0 < weight < 1:
+        raise VidretError(f"--fuse {weight}: a weight between 0 and 1 (0.2: a little concepts)")
+    expert = dataset.experts.get(CONCEPT_FEATURE)
+    if model.vectors.shape[1] != 1 or expert is None:
+        raise VidretError(
+            f"--fuse: the model in {source} must be trained on the '{CONCEPT_FEATURE}' "
+            "frame features alone (a folder from `vidret extract`), the features the "
+            "concepts are read from"
+        )
+    evidence = torch.from_numpy(video_evidence(expert.features, expert.lengths, pooling))
+    vectors = torch.cat([(1 - weight) * model.vectors[:, 0].float(), weight * evidence], dim=1)
+    return Embeddings(vectors[:, None, :], torch.ones(len(vectors), 1))

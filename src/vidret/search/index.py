@@ -18,6 +18,9 @@ A query's score for a video is the model's similarity. For one expert that is th
 product of unit vectors. For several, the model takes sum_e w_e cos_e / sum_e w_e over
 the experts the video has; FAISS ranks by the numerator (exact when the video has every
 expert), and the best candidates are re-scored with the full formula.
+
+This module is the folder's format (writing and loading it); `vidret.search.build_index`
+runs a model over a dataset to make one.
 """
 
 from __future__ import annotations
@@ -35,23 +38,15 @@ import torch
 
 from vidret.data.dataset import VideoDataset
 from vidret.data.file_refs import video_folder
-from vidret.data.validate import require_finite
 from vidret.errors import VidretError
-from vidret.eval.normalization import Normalization
 from vidret.io import atomic_directory, write_json_atomic, write_jsonl_atomic
-from vidret.locking import folder_lock, remove_stale_temporaries
 from vidret.models.types import Embeddings
-from vidret.progress import note, progress_bar
-from vidret.search.faiss_index import build_faiss_index, check_index_kind, set_search_params
+from vidret.runs.folder import BEST
+from vidret.search.faiss_index import build_faiss_index, set_search_params
 from vidret.search.query_bank import (
     BANK_FILE,
-    DEFAULT_BANK_SIZE,
     SearchBank,
-    build_bank,
-    text_embeddings,
 )
-from vidret.train.data import dataset_video_batch
-from vidret.train.run import BEST, load_trained_model
 from vidret.version import code_version
 
 INDEX_INFO = "index.json"
@@ -60,7 +55,6 @@ VIDEOS_FILE = "videos.jsonl"
 EXPERTS_FILE = "experts.npz"
 # 2: index.json names the folders files are served from (`files`); 1 did not
 FORMAT = 2
-MIN_SEGMENT_SECONDS = 0.5  # shorter windows hold no frame at the usual 1-2 frames a second
 
 
 def checkpoint_digest(path: Path) -> str:
@@ -147,140 +141,6 @@ class VideoIndex:
         return len(self.videos)
 
 
-def build_index(
-    run_dir: Path,
-    data_dir: Path,
-    out: Path,
-    kind: str = "flat",
-    params: dict[str, int] | None = None,
-    batch: int = 256,
-    overwrite: bool = False,
-    progress: bool = True,
-    bank_size: int = DEFAULT_BANK_SIZE,
-    fuse: float = 0.0,
-    segment_seconds: float | None = None,
-) -> VideoIndex:
-    """Embed every video of `data_dir` with the run's best checkpoint and write `out`;
-    with the run's own data at hand, also its query bank (`bank_size` training captions,
-    0 for none) and score floor. `fuse` W > 0: scores are (1 - W) x the model's plus W x
-    the zero-shot concept score (`vidret.search.zero_shot_index`; no query bank).
-    `segment_seconds`: index windows of long videos, not whole videos
-    (`vidret.search.segments`; no query bank)."""
-    check_index_kind(kind)  # every argument is checked before the videos are embedded
-    if segment_seconds is not None and not MIN_SEGMENT_SECONDS <= segment_seconds <= 3600:
-        raise VidretError(
-            f"--segment-seconds {segment_seconds:g}: give {MIN_SEGMENT_SECONDS:g} to 3600 "
-            "seconds (a window must hold frames)"
-        )
-    if not 0 <= fuse < 1:
-        raise VidretError(
-            f"--fuse {fuse:g}: a weight from 0 (off) to below 1; 1 would ignore the model "
-            "(for concepts alone, build with --zero-shot)"
-        )
-    if segment_seconds and fuse:
-        raise VidretError("--fuse and --segment-seconds cannot be combined yet")
-    if out.exists() and not out.is_dir():
-        raise VidretError(f"--out {out}: a file, not a folder")
-    if out.exists() and not overwrite:
-        raise VidretError(f"--out {out} already exists; pass --overwrite to replace it")
-    with folder_lock(out, what="builds an index in"):
-        remove_stale_temporaries(out)  # of killed builds: no live writer owns them now
-        return _build_index(
-            run_dir, data_dir, out, kind, params, batch, overwrite, progress, bank_size, fuse,
-            segment_seconds,
-        )  # fmt: skip
-
-
-def _build_index(
-    run_dir: Path,
-    data_dir: Path,
-    out: Path,
-    kind: str,
-    params: dict[str, int] | None,
-    batch: int,
-    overwrite: bool,
-    progress: bool,
-    bank_size: int,
-    fuse: float,
-    segment_seconds: float | None,
-) -> VideoIndex:
-    cfg, model, model_info = load_trained_model(run_dir)
-    torch.set_num_threads(cfg.train.threads)
-    dataset = VideoDataset.open(data_dir)  # refuses file references outside the data
-    signature = model_info["signature"]
-    experts = list(signature["experts"])
-    for name, dim in signature["experts"].items():
-        if name not in dataset.experts:
-            raise VidretError(
-                f"{data_dir}: has no expert '{name}' (it has {sorted(dataset.experts)}); "
-                f"the model in {run_dir} was trained on {experts}: extract the same features"
-            )
-        if dataset.experts[name].dim != dim:
-            raise VidretError(
-                f"{data_dir}: expert '{name}' is {dataset.experts[name].dim}-d, the model "
-                f"expects {dim}-d features"
-            )
-
-    regions = list(signature.get("regions", {}))
-    for name in regions:
-        have = dataset.experts[name]
-        if [have.num_regions, have.region_dim] != signature["regions"][name]:
-            raise VidretError(
-                f"{data_dir}: expert '{name}' has region features {have.num_regions} x "
-                f"{have.region_dim} a frame, the model in {run_dir} was trained on "
-                f"{signature['regions'][name]}: extract with the same --regions"
-            )
-    require_finite(dataset, experts)
-
-    parts: list[Embeddings] = []
-    rows = np.arange(dataset.num_videos)
-    with torch.inference_mode():
-        for start in progress_bar(
-            range(0, len(rows), batch), enabled=progress, desc="embedding videos", unit="batch"
-        ):
-            video = dataset_video_batch(dataset, experts, rows[start : start + batch], regions)
-            parts.append(model.embed_video(video))
-    embeddings = Embeddings(
-        torch.cat([p.vectors for p in parts]), torch.cat([p.weights for p in parts])
-    )
-    videos, files = indexed_videos(data_dir, dataset)
-    reference = model_reference(run_dir, experts, model_info["text_model"])
-    arrays = None
-    if segment_seconds:
-        from vidret.search.segments import embed_segments
-
-        embeddings, videos = embed_segments(
-            model, dataset, experts, videos, segment_seconds, progress, regions
-        )
-        reference["segments"] = {"seconds": segment_seconds}
-        bank_size = 0  # the bank's normalizers are of whole videos
-    if fuse:
-        # imported here: the zero-shot module builds on this one
-        from vidret.search.concepts import ConceptQueryEncoder
-        from vidret.search.zero_shot_index import CONCEPTS_FILE, fuse_with_concepts
-
-        embeddings = fuse_with_concepts(embeddings, dataset, fuse, "max", run_dir)
-        concepts = ConceptQueryEncoder()
-        reference["fuse"] = {"weight": fuse, "pooling": "max", "top": concepts.top,
-                             "text_model": str(concepts.text_model)}  # fmt: skip
-        arrays = {CONCEPTS_FILE: {"names": concepts.name_vectors()}}
-        bank_size = 0  # the bank's normalizers are of the model's scores alone
-    bank = run_query_bank(cfg, model, model_info, embeddings, bank_size)
-    return write_index(
-        out,
-        embeddings,
-        videos,
-        reference,
-        kind,
-        params,
-        dataset=str(data_dir.resolve()),
-        files=files,
-        overwrite=overwrite,
-        bank=bank,
-        arrays=arrays,
-    )
-
-
 def indexed_videos(
     data_dir: Path, dataset: VideoDataset
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
@@ -292,32 +152,6 @@ def indexed_videos(
         first_caption.setdefault(row, text)
     videos = [index_metadata(v, first_caption.get(i)) for i, v in enumerate(dataset.videos)]
     return videos, {"videos": str(video_folder(root, dataset.metadata)), "thumbnails": str(root)}
-
-
-def run_query_bank(
-    cfg: Any, model: Any, model_info: dict[str, Any], videos: Embeddings, bank_size: int
-) -> SearchBank | None:
-    """The query bank of `bank_size` captions from the run's own training data (None
-    without that data)."""
-    from vidret.eval.evaluate import sample_rows
-    from vidret.train.data import prepare_data
-
-    run_data = Path(model_info["data"])
-    if bank_size == 0:
-        return None
-    if cfg.text.source is not None or not (run_data / "videos.jsonl").is_file():
-        note(
-            f"no query bank: the run's data {run_data} is not here (search works; "
-            "--normalize and the weak-match note need it)"
-        )
-        return None
-    prepared = prepare_data(cfg, run_data, experts=list(model_info["signature"]["experts"]))
-    captions, _ = prepared.caption_rows(prepared.splits["train"])
-    if len(captions) == 0:
-        return None
-    captions = sample_rows(captions, bank_size, np.random.default_rng(0))
-    bank_text = text_embeddings(model, prepared, captions)
-    return build_bank(bank_text, videos, Normalization("qbnorm"), temperature=0.01)
 
 
 def model_reference(run_dir: Path, experts: list[str], text_model: str) -> dict[str, Any]:

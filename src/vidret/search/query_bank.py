@@ -74,7 +74,7 @@ def text_embeddings(
     model: RetrievalModel, data: Any, caption_rows: np.ndarray, batch: int = 512
 ) -> Embeddings:
     """The model's embeddings of these captions of a prepared dataset."""
-    from vidret.train.data import text_batch
+    from vidret.batches.prepared import text_batch
 
     parts = []
     with torch.inference_mode():

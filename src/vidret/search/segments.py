@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from vidret.batches.windows import window_batch
 from vidret.data.dataset import VideoDataset
 from vidret.data.moments import video_duration
-from vidret.data.timeline import frame_times, window_batch
+from vidret.data.timeline import frame_times
 from vidret.models.types import Embeddings
 from vidret.progress import progress_bar
 

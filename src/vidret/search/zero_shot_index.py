@@ -29,6 +29,7 @@ from vidret.locking import folder_lock, remove_stale_temporaries
 from vidret.models.types import Embeddings
 from vidret.search.concepts import (
     CONCEPT_FEATURE,
+    CONCEPTS_FILE,
     DEFAULT_TOP,
     NUM_CONCEPTS,
     POOLINGS,
@@ -38,7 +39,6 @@ from vidret.search.concepts import (
 from vidret.search.faiss_index import check_index_kind
 from vidret.search.index import VideoIndex, indexed_videos, write_index
 
-CONCEPTS_FILE = "concepts.npz"
 ZERO_SHOT_RUN = "zero-shot (ImageNet concepts)"  # what /health shows as the model
 
 
@@ -91,25 +91,6 @@ def build_zero_shot_index(
             overwrite=overwrite,
             arrays={CONCEPTS_FILE: {"names": encoder.name_vectors()}},
         )
-
-
-def fuse_with_concepts(
-    model: Embeddings, dataset: VideoDataset, weight: float, pooling: str, source: Path
-) -> Embeddings:
-    """A single-expert model's video vectors beside their concept evidence, weighted
-    for the fused score (module doc)."""
-    if not 0 < weight < 1:
-        raise VidretError(f"--fuse {weight}: a weight between 0 and 1 (0.2: a little concepts)")
-    expert = dataset.experts.get(CONCEPT_FEATURE)
-    if model.vectors.shape[1] != 1 or expert is None:
-        raise VidretError(
-            f"--fuse: the model in {source} must be trained on the '{CONCEPT_FEATURE}' "
-            "frame features alone (a folder from `vidret extract`), the features the "
-            "concepts are read from"
-        )
-    evidence = torch.from_numpy(video_evidence(expert.features, expert.lengths, pooling))
-    vectors = torch.cat([(1 - weight) * model.vectors[:, 0].float(), weight * evidence], dim=1)
-    return Embeddings(vectors[:, None, :], torch.ones(len(vectors), 1))
 
 
 class FusedQueryEncoder:

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from vidret.batches.prepared import PreparedData, prepare_data, text_batch, video_batch
 from vidret.config import RunConfig
 from vidret.errors import VidretError
 from vidret.eval.evaluate import evaluate
@@ -32,17 +33,16 @@ from vidret.models.base import ModelSignature
 from vidret.models.registry import reads_regions
 from vidret.models.retrieval import build_model
 from vidret.progress import note, progress_bar
-from vidret.train import run as run_files
-from vidret.train.checkpoint import (
+from vidret.runs import folder as run_files
+from vidret.runs.checkpoint import (
     load_checkpoint,
     restore_rng_state,
     rng_state,
     save_checkpoint,
     seed_everything,
 )
-from vidret.train.data import PreparedData, prepare_data, text_batch, video_batch
+from vidret.runs.logger import RunLogger
 from vidret.train.distributed import ProcessGroup, destroy_process_group, init_process_group
-from vidret.train.logger import RunLogger
 from vidret.train.sampler import EpochBatches
 from vidret.train.schedule import build_scheduler
 from vidret.train.step import backward_scale, global_batch_loss, unscale_objective_grads
@@ -137,7 +137,7 @@ class _Trainer:
                 data.dataset.caption_video, data.dataset.num_videos
             )
         if self.static_margins or self.relevance_index is not None:
-            from vidret.experts.static import static_experts
+            from vidret.batches.static_experts import static_experts
             from vidret.text.sentence_bert import resolve_model_path
 
             model_path = (

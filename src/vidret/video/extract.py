@@ -10,12 +10,9 @@ already extracted (same path, size and mtime) are kept, not decoded again.
 from __future__ import annotations
 
 import json
-import queue
 import re
 import shutil
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,10 +41,9 @@ from vidret.video.decode import (
     DecodedVideo,
     Sampling,
     UnreadableVideoError,
-    VideoHeader,
     find_videos,
-    stream_frames,
 )
+from vidret.video.embed import embedded_here
 from vidret.video.frame_encoder import EfficientNetLite0
 
 THUMBNAILS_DIR = "thumbnails"
@@ -66,79 +62,6 @@ class ExtractReport:
     @property
     def frames_per_second(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
-
-
-@dataclass
-class EmbeddedVideo:
-    """A decoded and embedded video: what the dataset keeps of it (the frames go)."""
-
-    features: np.ndarray  # float16 [frames, dim]
-    thumbnail: np.ndarray  # uint8 [size, size, 3]: the middle frame
-    decoded: DecodedVideo  # its times and properties; `frames` emptied
-    regions: np.ndarray | None = None  # float16 [frames, regions, dim] (`--regions N`)
-
-
-class _Assembler:
-    """One video's chunks of frames embedded as they come; the frames are not kept."""
-
-    def __init__(self, encoder: Any):
-        self.encoder = encoder
-        self.features: list[np.ndarray] = []
-        self.regions: list[np.ndarray] = []
-        self.times: list[np.ndarray] = []
-        self.thumbnail: np.ndarray | None = None
-        self.header: VideoHeader | None = None
-        self.count = 0
-
-    def add(self, header: VideoHeader, frames: np.ndarray, times: np.ndarray) -> None:
-        self.header = header
-        middle = header.frames // 2  # the thumbnail: the video's middle sampled frame
-        if self.count <= middle < self.count + len(frames):
-            self.thumbnail = frames[middle - self.count].copy()
-        if getattr(self.encoder, "regions", 0):
-            features, regions = self.encoder.encode_regions(frames)
-            self.regions.append(regions.astype(np.float16))
-        else:
-            features = self.encoder.encode(frames)
-        self.features.append(features.astype(np.float16))
-        self.times.append(times)
-        self.count += len(frames)
-
-    def finish(self) -> EmbeddedVideo:
-        h = self.header
-        assert h is not None and self.thumbnail is not None
-        empty = np.zeros((0, self.encoder.size, self.encoder.size, 3), np.uint8)
-        decoded = DecodedVideo(
-            empty, np.concatenate(self.times), h.duration, h.fps, h.width, h.height
-        )
-        regions = np.concatenate(self.regions) if self.regions else None
-        return EmbeddedVideo(np.concatenate(self.features), self.thumbnail, decoded, regions)
-
-
-def embed_file(
-    path: Path, sampling: Sampling, encoder: Any
-) -> EmbeddedVideo | UnreadableVideoError:
-    """Decode and embed one file, a chunk of frames at a time, in this thread (Ray's
-    actors); or why it cannot be read: one odd file must not end the extraction."""
-    assembler = _Assembler(encoder)
-    try:
-        for header, frames, times in stream_frames(path, sampling, encoder.size):
-            assembler.add(header, frames, times)
-    except Exception as e:
-        return unreadable(e)
-    return assembler.finish()
-
-
-def unreadable(error: Exception) -> UnreadableVideoError:
-    """Why a file could not be extracted, whatever the decoder raised."""
-    if isinstance(error, UnreadableVideoError):
-        return error
-    if isinstance(error, OSError):
-        return UnreadableVideoError(f"cannot read ({error.strerror or error})")
-    return UnreadableVideoError(f"cannot decode ({type(error).__name__}: {error})")
-
-
-Extracted = tuple[Path, EmbeddedVideo | UnreadableVideoError]
 
 
 @dataclass
@@ -247,7 +170,7 @@ def _extract(
 
             source = ray_embedded(todo, sampling, encoder, ray_address, ray_workers)
         else:
-            source = _embedded_here(todo, sampling, encoder)
+            source = embedded_here(todo, sampling, encoder)
         for path, embedded in source:
             rel = path.relative_to(video_dir).as_posix()
             bar.update(1)
@@ -280,69 +203,6 @@ def _extract(
     finally:
         shutil.rmtree(thumbs, ignore_errors=True)
     return report
-
-
-def _embedded_here(paths: list[Path], sampling: Sampling, encoder: Any) -> Iterator[Extracted]:
-    """Decode in a background thread (FFmpeg releases the GIL) while this thread embeds."""
-    assembler: _Assembler | None = None
-    for path, item in _decoded_chunks(paths, sampling, encoder.size):
-        if isinstance(item, UnreadableVideoError):
-            yield path, item  # what was embedded of it is dropped
-            assembler = None
-        elif item is None:  # the file's last chunk has come
-            assert assembler is not None
-            yield path, assembler.finish()
-            assembler = None
-        else:
-            assembler = assembler or _Assembler(encoder)
-            assembler.add(*item)
-
-
-AHEAD_CHUNKS = 2  # decoded chunks waiting for the frame model, at most
-_DONE = object()
-
-
-def _decoded_chunks(
-    paths: list[Path], sampling: Sampling, size: int, ahead: int = AHEAD_CHUNKS
-) -> Iterator[tuple[Path, Any]]:
-    """(path, (header, frames, times)) for each chunk of each file, then (path, None) at
-    its end, or (path, UnreadableVideoError) where it fails; decoded in a thread that
-    runs at most `ahead` chunks ahead, so memory stays bounded however long a video is."""
-    chunks: queue.Queue = queue.Queue(maxsize=ahead)
-    stop = threading.Event()
-
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                chunks.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False  # the reader has gone
-
-    def produce() -> None:
-        try:
-            for path in paths:
-                end: UnreadableVideoError | None = None
-                try:
-                    for chunk in stream_frames(path, sampling, size):
-                        if not put((path, chunk)):
-                            return
-                except Exception as e:
-                    end = unreadable(e)
-                if not put((path, end)):
-                    return
-        finally:
-            put(_DONE)
-
-    thread = threading.Thread(target=produce, name="vidret-decode", daemon=True)
-    thread.start()
-    try:
-        while (item := chunks.get()) is not _DONE:
-            yield item
-    finally:
-        stop.set()
-        thread.join()
 
 
 def _metadata(video_id: str, rel: str, path: Path, decoded: DecodedVideo) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import numpy as np
 
 from vidret.errors import VidretError
 from vidret.video.decode import DecodedVideo, Sampling, UnreadableVideoError
-from vidret.video.extract import EmbeddedVideo, Extracted, embed_file
+from vidret.video.embed import EmbeddedVideo, Extracted, embed_file
 
 LOCAL = "local"  # --ray with no address: a Ray started here for this extraction
 

@@ -12,49 +12,24 @@ The scales were fixed before any measurement; none is tuned on test moments.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from vidret.batches.windows import window_batch
 from vidret.data.dataset import VideoDataset
 from vidret.data.moments import video_duration
 from vidret.data.splits import load_named_split
-from vidret.data.timeline import window_batch, window_spans
+from vidret.data.timeline import window_spans
 from vidret.errors import VidretError
-from vidret.eval.temporal import temporal_iou
+from vidret.eval.temporal import MomentPredictions, non_maximum_suppression
 from vidret.models.similarity import similarity
-
-NMS_IOU = 0.5
-TOP = 5
-
-
-@dataclass
-class MomentPredictions:
-    spans: np.ndarray  # [moments, TOP, 2] best first
-    truth: np.ndarray  # [moments, 2]
-    videos: int
-
-
-def non_maximum_suppression(spans: np.ndarray, scores: np.ndarray, keep: int = TOP) -> np.ndarray:
-    """The best `keep` spans, each overlapping every better kept one by IoU <= NMS_IOU;
-    fewer spans than `keep` are padded by repeating the last."""
-    order = np.argsort(-scores, kind="stable")
-    kept: list[int] = []
-    for i in order:
-        if all(temporal_iou(spans[i], spans[j]) <= NMS_IOU for j in kept):
-            kept.append(int(i))
-        if len(kept) == keep:
-            break
-    while len(kept) < keep:
-        kept.append(kept[-1])
-    return spans[kept]
 
 
 def localize_with_windows(run: Path, data: Path, split: str = "test") -> MomentPredictions:
     """Each moment caption of `data`'s split, localized in its own video by the run."""
-    from vidret.search.engine import QueryEncoder
+    from vidret.runs.query_encoder import QueryEncoder
 
     encoder = QueryEncoder(run)  # the run's model: its video side scores the windows
     model, experts = encoder.model, encoder.experts

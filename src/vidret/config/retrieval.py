@@ -1,26 +1,14 @@
-"""Typed run configuration: validated on load, saved next to every run.
-
-A config is YAML with the sections below. Unknown keys are errors (a typo never silently
-falls back to a default), and `--set section.key=value` overrides any key.
-"""
+"""A retrieval run's configuration: the sections below, validated on load (the rules of
+`vidret.config.loading`), saved next to every run."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from vidret.errors import VidretError
-
-
-class ConfigSection(BaseModel):
-    # inf and nan are never meaningful settings (`--set train.lr=.inf` would train on NaN)
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
-
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(), sort_keys=False)
+from vidret.config.loading import ConfigSection, read_config_mapping, validate_sections
 
 
 class DataConfig(ConfigSection):
@@ -190,9 +178,6 @@ class TrainConfig(ConfigSection):
         return value
 
 
-Config = TypeVar("Config", bound=ConfigSection)
-
-
 class RunConfig(ConfigSection):
     data: DataConfig = Field(default_factory=DataConfig)
     text: TextConfig = Field(default_factory=TextConfig)
@@ -207,76 +192,6 @@ def load_config(path: Path | str | None = None, overrides: list[str] | None = No
     return parse_config(raw, source)
 
 
-def read_config_mapping(
-    path: Path | str | None, overrides: list[str] | None = None
-) -> tuple[dict[str, Any], str]:
-    """A YAML config file as a mapping (empty without a file) with `key=value` overrides
-    applied, and the name of its source for error messages."""
-    raw: dict[str, Any] = {}
-    source = "defaults"
-    if path is not None:
-        path = Path(path)
-        source = str(path)
-        if path.is_dir():
-            raise VidretError(f"{path}: a folder; give a YAML config file (see configs/)")
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise VidretError(f"{path}: no such config file (see configs/)") from None
-        except UnicodeDecodeError as e:
-            raise VidretError(
-                f"{path}: not a text file (byte {e.start} is not UTF-8); give a YAML config"
-            ) from None
-        except yaml.YAMLError as e:
-            raise VidretError(f"{path}: not valid YAML ({e})") from None
-        if not isinstance(raw, dict):
-            raise VidretError(f"{path}: a config must be a mapping of sections")
-    for item in overrides or []:
-        _apply_override(raw, item)
-    return raw, source
-
-
 def parse_config(raw: Any, source: str) -> RunConfig:
     """Validate a config mapping; errors name each bad key and say what is wrong."""
     return validate_sections(raw, source, RunConfig)
-
-
-def validate_sections(raw: Any, source: str, schema: type[Config]) -> Config:
-    """`raw` validated as `schema` (a retrieval or a moment run's config)."""
-    if not isinstance(raw, dict):
-        raise VidretError(f"{source}: a config must be a mapping of sections")
-    try:
-        return schema.model_validate(raw)
-    except ValidationError as e:
-        raise VidretError(explain_validation(e, source)) from None
-
-
-def _apply_override(raw: dict[str, Any], item: str) -> None:
-    if "=" not in item:
-        raise VidretError(f"--set {item!r}: expected key=value, e.g. train.epochs=5")
-    key, value = item.split("=", 1)
-    parts = key.strip().split(".")
-    if not all(parts):
-        raise VidretError(f"--set {item!r}: expected section.key=value, e.g. train.epochs=5")
-    node = raw
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise VidretError(f"--set {item!r}: {part} is not a section")
-    try:
-        node[parts[-1]] = yaml.safe_load(value) if value.strip() else None
-    except yaml.YAMLError:
-        raise VidretError(f"--set {item!r}: the value is not valid YAML") from None
-
-
-def explain_validation(error: ValidationError, source: str) -> str:
-    lines = [f"invalid config ({source}):"]
-    for err in error.errors():
-        key = ".".join(str(p) for p in err["loc"])
-        if err["type"] == "extra_forbidden":
-            lines.append(f"  {key}: unknown key (check its spelling; see configs/ for examples)")
-        else:
-            got = err.get("input")
-            shown = "" if isinstance(got, dict) else f" (got {got!r})"
-            lines.append(f"  {key}: {err['msg']}{shown}")
-    return "\n".join(lines)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field
 
-from vidret.config import ConfigSection, read_config_mapping, validate_sections
+from vidret.config.loading import ConfigSection, read_config_mapping, validate_sections
 from vidret.errors import VidretError
 
 TASK = "moments"

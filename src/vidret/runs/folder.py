@@ -23,7 +23,7 @@ from vidret.errors import VidretError
 from vidret.io import atomic_open, write_json_atomic
 from vidret.models.base import ModelSignature
 from vidret.models.retrieval import RetrievalModel, build_model
-from vidret.train.checkpoint import load_checkpoint
+from vidret.runs.checkpoint import load_checkpoint
 
 CONFIG = "config.yaml"
 MODEL_INFO = "model.json"

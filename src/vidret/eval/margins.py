@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vidret.batches.prepared import prepare_data, text_batch, video_batch
+from vidret.batches.static_experts import static_experts
 from vidret.eval import figures
-from vidret.experts.static import static_experts
 from vidret.losses.base import LossContext
 from vidret.losses.cmgsd import CMGSDLoss
 from vidret.progress import note
-from vidret.train.data import prepare_data, text_batch, video_batch
-from vidret.train.logger import read_metrics
-from vidret.train.run import load_trained_model
+from vidret.runs.folder import load_trained_model
+from vidret.runs.logger import read_metrics
 
 # losses whose training used the adaptive margins these figures draw
 ADAPTIVE_MARGIN_LOSSES = ("cmgsd", "adaptive_infonce")

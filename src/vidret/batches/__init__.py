@@ -1,0 +1,2 @@
+"""Batches a model reads: prepared datasets, static supervision experts, windows of long
+videos."""

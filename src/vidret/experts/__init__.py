@@ -1,1 +1,0 @@
-"""Supervision experts for adaptive margins: static vectors (cached) and dynamic ones."""
