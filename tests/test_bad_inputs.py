@@ -324,6 +324,8 @@ CASES: list[tuple[str, Callable[[Env], list[str]], str]] = [
     ("train: --set without =", lambda e: ["train", "--data", str(e.data), "--set", "train.lr"], "--set 'train.lr'"),
     ("train: --set with no key", lambda e: ["train", "--data", str(e.data), "--set", ".=1"], "--set '.=1'"),
     ("train: lr not a number", lambda e: ["train", "--data", str(e.data), "--set", "train.lr=abc"], "train.lr"),
+    ("train: unknown backbone", lambda e: ["train", "--data", str(e.data), "--out", str(e.scratch / "r"), "--set", "model.backbone=resnet"], "model.backbone 'resnet': choose one of meanpool"),
+    ("train: unknown objective", lambda e: ["train", "--data", str(e.data), "--out", str(e.scratch / "r"), "--set", "loss.name=cmgds"], "loss.name 'cmgds': choose one of triplet"),
     ("train: unknown split kind", lambda e: ["train", "--data", str(e.data), "--set", "data.split=bogus"], "data.split"),
     (
         "train: unknown validation metric",

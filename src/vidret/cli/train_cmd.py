@@ -15,12 +15,11 @@ from vidret.json_output import dumps
 
 def train_epilog() -> str:
     """What `train --help` lists: the backbones, objectives and shipped configs."""
-    from typing import get_args
+    from vidret.losses.registry import OBJECTIVES
+    from vidret.models.registry import BACKBONES
 
-    from vidret.config import LossConfig, ModelConfig
-
-    backbones = ", ".join(get_args(ModelConfig.model_fields["backbone"].annotation))
-    objectives = ", ".join(get_args(LossConfig.model_fields["name"].annotation))
+    backbones = ", ".join(BACKBONES)
+    objectives = ", ".join(OBJECTIVES)
     lines = [
         f"Backbones (--set model.backbone=NAME): {backbones}; mmt and ce as their reference "
         "code builds them (model.variant=published, the default) or compact.",

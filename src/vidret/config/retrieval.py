@@ -49,7 +49,8 @@ class TextConfig(ConfigSection):
 
 
 class ModelConfig(ConfigSection):
-    backbone: Literal["meanpool", "mmt", "ce", "dual", "prota", "visern", "amenet"] = "meanpool"
+    # a name of vidret.models.registry.BACKBONES (checked when a run starts)
+    backbone: str = "meanpool"
     embed_dim: int = Field(256, ge=8)
     hidden_dim: int = Field(512, ge=8)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
@@ -99,9 +100,8 @@ class LossConfig(ConfigSection):
     # sndcg: triplet + Smooth-NDCG (listwise); bcls: triplet + Kendall ranking loss
     # prota: InfoNCE whose positives must win by uncertainty_margin x their uncertainty,
     # plus kl_weight x the token distributions' KL to N(0, I) (vidret.losses.prota)
-    name: Literal[
-        "triplet", "infonce", "cmgsd", "adaptive_infonce", "unified", "sndcg", "bcls", "prota"
-    ] = "triplet"
+    # a name of vidret.losses.registry.OBJECTIVES (checked when a run starts)
+    name: str = "triplet"
     margin: float = Field(0.2, ge=0.0)  # triplet and cmgsd: the hard margin alpha
     mining: bool = True  # triplet: hardest negative (max-violation) after the warm-up
     # triplet and cmgsd, with mining: hardest (VSE++), or selective (RVSEPP: the hardest

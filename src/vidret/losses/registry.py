@@ -1,8 +1,16 @@
-"""Objectives by name: `loss.name` in a config picks one."""
+"""Objectives by name: `loss.name` in a config picks one from `OBJECTIVES`.
+
+Each entry turns the config's `loss` section into the objective; the losses themselves
+take plain arguments and objects (a reducer, not a string naming one), so they plug into
+any PyTorch model without a vidret config."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from vidret.config import LossConfig
+from vidret.errors import VidretError
 from vidret.losses.adaptive_infonce import AdaptiveInfoNCE
 from vidret.losses.adversarial import AdversarialAlignment
 from vidret.losses.base import Objective
@@ -24,12 +32,19 @@ from vidret.losses.unified import UnifiedLoss
 def build_objective(cfg: LossConfig, epochs: int = 1, embed_dim: int | None = None) -> Objective:
     """`epochs` (train.epochs) scales the lambda marks, given as fractions of the run;
     `embed_dim` (model.embed_dim) sizes the discriminator of `loss.adversarial`."""
-    objective = _build(cfg, epochs)
+    objective = check_objective(cfg.name)(cfg, epochs)
     if cfg.adversarial > 0:
         if embed_dim is None:
             raise ValueError("loss.adversarial needs the model's embed_dim")
         return AdversarialAlignment(objective, cfg.adversarial, embed_dim)
     return objective
+
+
+def check_objective(name: str) -> Callable[[LossConfig, int], Objective]:
+    """What builds the objective `loss.name` names; a clear error for any other name."""
+    if name not in OBJECTIVES:
+        raise VidretError(f"loss.name {name!r}: choose one of {', '.join(OBJECTIVES)}")
+    return OBJECTIVES[name]
 
 
 def reducer_of(cfg: LossConfig) -> Reducer:
@@ -41,8 +56,9 @@ def reducer_of(cfg: LossConfig) -> Reducer:
     return HardestNegative()
 
 
-def _build(cfg: LossConfig, epochs: int) -> Objective:
-    margins = {
+def margin_options(cfg: LossConfig, epochs: int) -> dict[str, Any]:
+    """CMGSD's adaptive margins, shared by `cmgsd` and `adaptive_infonce`."""
+    return {
         "alpha": cfg.margin,
         "beta": cfg.beta,
         "lambda_start": cfg.lambda_start * epochs,
@@ -53,22 +69,50 @@ def _build(cfg: LossConfig, epochs: int) -> Objective:
         "dynamic": cfg.dynamic,
         "static_text": cfg.static_text,
     }
-    if cfg.name == "cmgsd":
-        return CMGSDLoss(reducer=reducer_of(cfg), warmup_epochs=cfg.warmup_epochs, **margins)
-    if cfg.name == "adaptive_infonce":
-        return AdaptiveInfoNCE(cfg.temperature, cfg.learn_temperature, **margins)
-    if cfg.name == "sndcg":
-        return SmoothNDCGLoss(cfg.margin, tau=cfg.tau, weight=cfg.listwise_weight)
-    if cfg.name == "bcls":
-        return KendallRankingLoss(
-            cfg.margin, gap=cfg.gap, weight=cfg.kendall_weight, window=cfg.window
-        )
-    if cfg.name == "prota":
-        return ProTALoss(
-            cfg.temperature, cfg.learn_temperature, cfg.uncertainty_margin, cfg.kl_weight
-        )
-    if cfg.name == "unified":
-        return UnifiedLoss(cfg.margin, gamma=1.0 / cfg.temperature)
-    if cfg.name == "triplet":
-        return TripletLoss(cfg.margin, reducer=reducer_of(cfg), warmup_epochs=cfg.warmup_epochs)
+
+
+def _triplet(cfg: LossConfig, epochs: int) -> Objective:
+    return TripletLoss(cfg.margin, reducer=reducer_of(cfg), warmup_epochs=cfg.warmup_epochs)
+
+
+def _infonce(cfg: LossConfig, epochs: int) -> Objective:
     return InfoNCE(cfg.temperature, learn_temperature=cfg.learn_temperature)
+
+
+def _cmgsd(cfg: LossConfig, epochs: int) -> Objective:
+    return CMGSDLoss(
+        reducer=reducer_of(cfg), warmup_epochs=cfg.warmup_epochs, **margin_options(cfg, epochs)
+    )
+
+
+def _adaptive_infonce(cfg: LossConfig, epochs: int) -> Objective:
+    return AdaptiveInfoNCE(cfg.temperature, cfg.learn_temperature, **margin_options(cfg, epochs))
+
+
+def _unified(cfg: LossConfig, epochs: int) -> Objective:
+    return UnifiedLoss(cfg.margin, gamma=1.0 / cfg.temperature)
+
+
+def _sndcg(cfg: LossConfig, epochs: int) -> Objective:
+    return SmoothNDCGLoss(cfg.margin, tau=cfg.tau, weight=cfg.listwise_weight)
+
+
+def _bcls(cfg: LossConfig, epochs: int) -> Objective:
+    return KendallRankingLoss(cfg.margin, gap=cfg.gap, weight=cfg.kendall_weight, window=cfg.window)
+
+
+def _prota(cfg: LossConfig, epochs: int) -> Objective:
+    return ProTALoss(cfg.temperature, cfg.learn_temperature, cfg.uncertainty_margin, cfg.kl_weight)
+
+
+# loss.name -> the objective built from the config's loss section and train.epochs
+OBJECTIVES: dict[str, Callable[[LossConfig, int], Objective]] = {
+    "triplet": _triplet,
+    "infonce": _infonce,
+    "cmgsd": _cmgsd,
+    "adaptive_infonce": _adaptive_infonce,
+    "unified": _unified,
+    "sndcg": _sndcg,
+    "bcls": _bcls,
+    "prota": _prota,
+}

@@ -72,6 +72,8 @@ class PairRelations(nn.Module):
 
 
 class AMENet(Backbone):
+    reads_regions = True
+
     def __init__(self, cfg: ModelConfig, signature: ModelSignature):
         super().__init__(cfg, signature)
         d = cfg.hidden_dim

@@ -32,6 +32,9 @@ class Backbone(nn.Module):
     supervision experts read them.
     """
 
+    # reads the regions of each frame (`<expert>.regions.npy`) where the data has them
+    reads_regions: bool = False
+
     def __init__(self, cfg: ModelConfig, signature: ModelSignature):
         super().__init__()
         self.cfg = cfg

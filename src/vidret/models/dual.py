@@ -70,8 +70,8 @@ class DualEncoding(Backbone):
             self.video_levels[e](video.features[e], video.lengths[e]) for e in self.expert_names
         ]
         vec = normalize(self.video_fc(torch.cat(parts, -1)))[:, None]
-        return Embeddings(vec, torch.ones(vec.shape[:2], device=vec.device))
+        return Embeddings.joint(vec)
 
     def encode_text(self, text: TextFeatures) -> Embeddings:
         vec = normalize(self.text_fc(self.text_levels(text.tokens, text.mask.sum(1))))[:, None]
-        return Embeddings(vec, torch.ones(vec.shape[:2], device=vec.device))
+        return Embeddings.joint(vec)

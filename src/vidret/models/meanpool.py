@@ -26,8 +26,8 @@ class MeanPool(Backbone):
             present = (lengths > 0).to(x.dtype)[:, None]
             parts += [masked_mean(x, mask), masked_max(x, mask), present]
         vec = normalize(self.video_mlp(torch.cat(parts, dim=-1)))[:, None]
-        return Embeddings(vec, torch.ones(vec.shape[:2], device=vec.device))
+        return Embeddings.joint(vec)
 
     def encode_text(self, text: TextFeatures) -> Embeddings:
         vec = normalize(self.text_mlp(text.pooled))[:, None]
-        return Embeddings(vec, torch.ones(vec.shape[:2], device=vec.device))
+        return Embeddings.joint(vec)

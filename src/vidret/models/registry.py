@@ -1,8 +1,10 @@
-"""Backbones by name: `model.backbone` in a config picks one."""
+"""Backbones by name: `model.backbone` in a config picks one from `BACKBONES` (a new
+backbone is its module and one line here)."""
 
 from __future__ import annotations
 
 from vidret.config import ModelConfig
+from vidret.errors import VidretError
 from vidret.models.amenet import AMENet
 from vidret.models.base import Backbone, ModelSignature
 from vidret.models.ce import CollaborativeExperts
@@ -23,15 +25,22 @@ BACKBONES: dict[str, type[Backbone]] = {
     "visern": ViSERN,
     "amenet": AMENet,
 }
-# backbones that read the regions of each frame (`<expert>.regions.npy`) where there are some
-REGION_BACKBONES = frozenset({"visern", "amenet"})
+
+
+def check_backbone(name: str) -> type[Backbone]:
+    """The backbone class `model.backbone` names; a clear error for any other name."""
+    if name not in BACKBONES:
+        raise VidretError(f"model.backbone {name!r}: choose one of {', '.join(BACKBONES)}")
+    return BACKBONES[name]
 
 
 def reads_regions(backbone: str) -> bool:
-    return backbone in REGION_BACKBONES
+    """Whether the backbone reads each frame's regions (`<expert>.regions.npy`)."""
+    return check_backbone(backbone).reads_regions
 
 
 def build_backbone(cfg: ModelConfig, signature: ModelSignature) -> Backbone:
+    check_backbone(cfg.backbone)
     if cfg.backbone == "mmt" and cfg.variant == "published":
         return PublishedMMT(cfg, signature)
     if cfg.backbone == "ce" and cfg.variant == "published":

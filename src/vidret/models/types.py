@@ -73,3 +73,8 @@ class Embeddings:
     # KL of its token distributions to N(0, I), [B] each; None for point embeddings
     uncertainty: Tensor | None = None
     kl: Tensor | None = None
+
+    @classmethod
+    def joint(cls, vectors: Tensor) -> Embeddings:
+        """One joint space: `vectors` [B, 1, d], every weight 1."""
+        return cls(vectors, torch.ones(vectors.shape[:2], device=vectors.device))

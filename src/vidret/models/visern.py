@@ -78,6 +78,8 @@ class RegionReasoning(nn.Module):
 
 
 class ViSERN(Backbone):
+    reads_regions = True
+
     def __init__(self, cfg: ModelConfig, signature: ModelSignature):
         super().__init__(cfg, signature)
         d = cfg.hidden_dim
@@ -108,8 +110,8 @@ class ViSERN(Backbone):
             valid = regions.frames
             parts += [masked_mean(states, valid), masked_max(states, valid), present]
         vec = normalize(self.video_mlp(torch.cat(parts, dim=-1)))[:, None]
-        return Embeddings(vec, torch.ones(vec.shape[:2], device=vec.device))
+        return Embeddings.joint(vec)
 
     def encode_text(self, text: TextFeatures) -> Embeddings:
         vec = normalize(self.text_mlp(text.pooled))[:, None]
-        return Embeddings(vec, torch.ones(vec.shape[:2], device=vec.device))
+        return Embeddings.joint(vec)

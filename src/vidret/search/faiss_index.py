@@ -10,21 +10,75 @@ speed; `benchmarks/bench_search.py` measures them all against `flat`.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from vidret.errors import VidretError
 
-IndexKind = Literal["flat", "flat16", "hnsw", "ivf"]
-INDEX_KINDS: tuple[str, ...] = ("flat", "flat16", "hnsw", "ivf")
 
-# Defaults chosen with benchmarks/bench_search.py (recall@10 >= 0.95 against exact).
-DEFAULT_PARAMS: dict[str, dict[str, int]] = {
-    "flat": {},
-    "flat16": {},
-    "hnsw": {"M": 32, "ef_construction": 80, "ef_search": 64},
-    "ivf": {"nlist": 0, "nprobe": 32},  # nlist 0: sqrt(N), at most N / 39
+@dataclass(frozen=True)
+class IndexKind:
+    """How one kind of FAISS index is built over unit vectors (inner product), its
+    default parameters, and its search-time knobs (more: better recall, slower)."""
+
+    build: Callable[[np.ndarray, dict[str, int]], Any]  # (vectors, params) -> trained index
+    defaults: dict[str, int] = field(default_factory=dict)
+    set_search: Callable[[Any, dict[str, int]], None] = lambda index, params: None
+
+
+def _flat(vectors: np.ndarray, p: dict[str, int]) -> Any:
+    import faiss
+
+    return faiss.IndexFlatIP(vectors.shape[1])
+
+
+def _flat16(vectors: np.ndarray, p: dict[str, int]) -> Any:
+    import faiss
+
+    fp16 = faiss.ScalarQuantizer.QT_fp16
+    return faiss.IndexScalarQuantizer(vectors.shape[1], fp16, faiss.METRIC_INNER_PRODUCT)
+
+
+def _hnsw(vectors: np.ndarray, p: dict[str, int]) -> Any:
+    import faiss
+
+    index = faiss.IndexHNSWFlat(vectors.shape[1], p["M"], faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = p["ef_construction"]
+    return index
+
+
+def _ivf(vectors: np.ndarray, p: dict[str, int]) -> Any:
+    import faiss
+
+    n, dim = vectors.shape
+    # FAISS wants >= 39 training points a list; 64 a list keeps k-means quick at 1M.
+    p["nlist"] = p["nlist"] or max(1, min(n // 39, int(math.sqrt(n))))
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFFlat(quantizer, dim, p["nlist"], faiss.METRIC_INNER_PRODUCT)
+    rng = np.random.default_rng(0)
+    index.train(vectors[rng.choice(n, min(n, 64 * p["nlist"]), replace=False)])
+    return index
+
+
+def _set_ef_search(index: Any, p: dict[str, int]) -> None:
+    index.hnsw.efSearch = p["ef_search"]
+
+
+def _set_nprobe(index: Any, p: dict[str, int]) -> None:
+    index.nprobe = p["nprobe"]
+
+
+# `vidret index --kind NAME`. Defaults chosen with benchmarks/bench_search.py (recall@10
+# >= 0.95 against exact).
+INDEX_KINDS: dict[str, IndexKind] = {
+    "flat": IndexKind(_flat),
+    "flat16": IndexKind(_flat16),
+    "hnsw": IndexKind(_hnsw, {"M": 32, "ef_construction": 80, "ef_search": 64}, _set_ef_search),
+    # nlist 0: sqrt(N), at most N / 39
+    "ivf": IndexKind(_ivf, {"nlist": 0, "nprobe": 32}, _set_nprobe),
 }
 
 
@@ -32,29 +86,13 @@ def build_faiss_index(
     vectors: np.ndarray, kind: str = "flat", params: dict[str, int] | None = None
 ) -> tuple[Any, dict[str, int]]:
     """An index holding `vectors` (row i gets id i), and the parameters it was built with."""
-    import faiss
-
     check_index_kind(kind)
     vectors = np.ascontiguousarray(vectors, np.float32)
-    n, dim = vectors.shape
-    p = {**DEFAULT_PARAMS[kind], **(params or {})}
-    if kind == "flat":
-        index = faiss.IndexFlatIP(dim)
-    elif kind == "flat16":
-        fp16 = faiss.ScalarQuantizer.QT_fp16
-        index = faiss.IndexScalarQuantizer(dim, fp16, faiss.METRIC_INNER_PRODUCT)
-    elif kind == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, p["M"], faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = p["ef_construction"]
-    else:
-        # FAISS wants >= 39 training points a list; 64 a list keeps k-means quick at 1M.
-        p["nlist"] = p["nlist"] or max(1, min(n // 39, int(math.sqrt(n))))
-        quantizer = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIVFFlat(quantizer, dim, p["nlist"], faiss.METRIC_INNER_PRODUCT)
-        rng = np.random.default_rng(0)
-        index.train(vectors[rng.choice(n, min(n, 64 * p["nlist"]), replace=False)])
+    spec = INDEX_KINDS[kind]
+    p = {**spec.defaults, **(params or {})}
+    index = spec.build(vectors, p)
     index.add(vectors)
-    set_search_params(index, kind, p)
+    spec.set_search(index, p)
     return index, p
 
 
@@ -64,8 +102,5 @@ def check_index_kind(kind: str) -> None:
 
 
 def set_search_params(index: Any, kind: str, params: dict[str, int]) -> None:
-    """Search-time knobs (HNSW ef_search, IVF nprobe); more means better recall, slower."""
-    if kind == "hnsw":
-        index.hnsw.efSearch = params["ef_search"]
-    elif kind == "ivf":
-        index.nprobe = params["nprobe"]
+    """Search-time knobs of an index loaded from disk (HNSW ef_search, IVF nprobe)."""
+    INDEX_KINDS[kind].set_search(index, params)

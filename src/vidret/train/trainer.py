@@ -27,10 +27,10 @@ from vidret.errors import VidretError
 from vidret.eval.evaluate import evaluate
 from vidret.io import write_json_atomic
 from vidret.locking import folder_lock, remove_stale_temporaries
-from vidret.losses.registry import build_objective
+from vidret.losses.registry import build_objective, check_objective
 from vidret.losses.relevance import relevance_vectors, video_caption_index
 from vidret.models.base import ModelSignature
-from vidret.models.registry import reads_regions
+from vidret.models.registry import check_backbone, reads_regions
 from vidret.models.retrieval import build_model
 from vidret.progress import note, progress_bar
 from vidret.runs import folder as run_files
@@ -76,6 +76,8 @@ def train(
     cfg: RunConfig, run_dir: Path, data_root: Path, resume: bool = False, progress: bool = True
 ) -> dict[str, Any]:
     """Train (or resume) a run; returns the best validation and the test metrics."""
+    check_backbone(cfg.model.backbone)  # a misspelt name fails before any data is read
+    check_objective(cfg.loss.name)
     group = init_process_group()
     run_dir = Path(run_dir)
     try:
