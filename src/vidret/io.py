@@ -18,6 +18,14 @@ import numpy as np
 from vidret.json_output import rounded
 
 
+def require_folder_or_nothing(path: Path, what: str = "--out") -> None:
+    """A folder to be written may exist only as a folder: say so when it is a file."""
+    if path.exists() and not path.is_dir():
+        from vidret.errors import VidretError
+
+        raise VidretError(f"{what} {path}: a file, not a folder; choose a folder to write")
+
+
 def current_umask() -> int:
     """The process's umask (read by setting it and putting it back)."""
     mask = os.umask(0o022)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from vidret.data.splits import SPLIT_PARTS, parse_split_sizes, random_split
-from vidret.errors import VidretError
+from vidret.io import require_folder_or_nothing
 from vidret.json_output import dumps
 
 data_app = typer.Typer(no_args_is_help=True)  # its help, listing the commands, is set below
@@ -211,8 +211,7 @@ def split(
     from vidret.io import atomic_open
 
     for target in targets:
-        if target.exists() and not target.is_dir():
-            raise VidretError(f"--out {target}: a file, not a folder")
+        require_folder_or_nothing(target)
         for part in SPLIT_PARTS:
             with atomic_open(target / f"{prefix}{part}.txt") as f:
                 f.write("\n".join(parts[part]) + "\n")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import numpy as np
 import typer
 
+from vidret.cli.options import JsonOption
 from vidret.errors import VidretError
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ def eval_command(
             "caption's video column"
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    as_json: JsonOption = False,
     r50: Annotated[bool, typer.Option("--r50", help="also report R@50")] = False,
     normalize: Annotated[
         str,

@@ -7,28 +7,15 @@ from typing import Annotated
 
 import typer
 
-# --refine of `search` and `serve`
-RefineOption = Annotated[
-    Path | None,
-    typer.Option(
-        help="a CDNet run (configs/cdnet.yaml): on an index of segments, each hit's "
-        "start and end are placed by CDNet"
-    ),
-]
+from vidret.cli.options import JsonOption, RefineOption, SearchNormalizeOption
 
 
 def search_command(
     index: Annotated[Path, typer.Argument(help="index folder from `vidret index`")],
     query: Annotated[str, typer.Argument(help='what to look for, e.g. "a man is cooking pasta"')],
     k: Annotated[int, typer.Option("-k", help="how many results")] = 10,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
-    normalize: Annotated[
-        str,
-        typer.Option(
-            help="order by test-time normalization against the index's query bank: none, "
-            "dual_softmax or qbnorm"
-        ),
-    ] = "none",
+    as_json: JsonOption = False,
+    normalize: SearchNormalizeOption = "none",
     refine: RefineOption = None,
 ) -> None:
     """Print the best-matching videos (or moments) with their scores."""

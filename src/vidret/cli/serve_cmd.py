@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from vidret.cli.search_cmd import RefineOption
+from vidret.cli.options import RefineOption, SearchNormalizeOption
 
 
 def serve_command(
@@ -18,13 +18,7 @@ def serve_command(
         int,
         typer.Option(help="CPU threads per batch of queries (each worker)", min=1),
     ] = 1,
-    normalize: Annotated[
-        str,
-        typer.Option(
-            help="default ordering of /search and the page: none, dual_softmax or qbnorm "
-            "(test-time normalization against the index's query bank)"
-        ),
-    ] = "none",
+    normalize: SearchNormalizeOption = "none",
     max_batch: Annotated[
         int,
         typer.Option(

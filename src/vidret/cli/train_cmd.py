@@ -75,7 +75,7 @@ def train_command(
 ) -> None:
     """Train a model; validate each epoch, keep the best, score it on the test split."""
     from vidret.config import load_config
-    from vidret.runs.folder import read_model_info, read_run_config
+    from vidret.runs.folder import read_run_config
     from vidret.train.trainer import train
 
     overrides = list(set_ or [])
@@ -92,18 +92,13 @@ def train_command(
         return
     if resume:
         assert out is not None
-        cfg = read_run_config(out)
-        data_root = Path(read_model_info(out)["data"])
+        cfg, data_root = read_run_config(out), _saved_data_root(out)
     else:
-        if seed is not None:
-            overrides.append(f"train.seed={seed}")
-        cfg = load_config(config, overrides)
+        cfg = load_config(config, _with_seed(overrides, seed))
         data_root = data or (Path(cfg.data.path) if cfg.data.path else None)
         if data_root is None:
             data_root = _demo_dataset()
-        if out is None:
-            name = config.stem if config else f"{cfg.model.backbone}-{cfg.loss.name}"
-            out = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        out = out or _new_run_folder(config, f"{cfg.model.backbone}-{cfg.loss.name}")
         cfg.data.path = str(Path(data_root).resolve())
     result = train(cfg, out, data_root, resume=resume, progress=not quiet)
     if int(os.environ.get("RANK", "0")) == 0:
@@ -130,25 +125,19 @@ def _train_moments(
     from vidret.config.moments import load_moment_config, read_moment_run_config
     from vidret.eval.table import format_moment_metrics
     from vidret.moments.trainer import train_moments
-    from vidret.runs.folder import read_model_info
 
     if resume:  # the options were checked by train_command
         assert out is not None
-        cfg = read_moment_run_config(out)
-        data_root = Path(read_model_info(out)["data"])
+        cfg, data_root = read_moment_run_config(out), _saved_data_root(out)
     else:
-        if seed is not None:
-            overrides.append(f"train.seed={seed}")
-        cfg = load_moment_config(config, overrides)
+        cfg = load_moment_config(config, _with_seed(overrides, seed))
         data_root = data or (Path(cfg.data.path) if cfg.data.path else None)
         if data_root is None:
             raise VidretError(
                 "a moment run needs --data DIR, a folder with moments.jsonl (build one with "
                 "`vidret data moments SRC DST --clips 4`)"
             )
-        if out is None:
-            assert config is not None
-            out = Path("runs") / f"{config.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+        out = out or _new_run_folder(config, "cdnet")
         cfg.data.path = str(Path(data_root).resolve())
     result = train_moments(cfg, out, Path(data_root), resume=resume, progress=not quiet)
     typer.echo(f"run folder: {out}")
@@ -157,6 +146,23 @@ def _train_moments(
         if result.get(part):
             typer.echo(f"{part} moments: " + format_moment_metrics(result[part]))
     typer.echo(dumps({"run": str(out), "test_R1@0.5": (result.get("test") or {}).get("R1@0.5")}))
+
+
+def _with_seed(overrides: list[str], seed: int | None) -> list[str]:
+    """`--seed N` is `--set train.seed=N`, for either kind of run."""
+    return overrides if seed is None else [*overrides, f"train.seed={seed}"]
+
+
+def _saved_data_root(run: Path) -> Path:
+    """The dataset a run was trained on (model.json), to resume it there."""
+    from vidret.runs.folder import read_model_info
+
+    return Path(read_model_info(run)["data"])
+
+
+def _new_run_folder(config: Path | None, fallback: str) -> Path:
+    """`runs/<config name or fallback>-<date>-<time>`."""
+    return Path("runs") / f"{config.stem if config else fallback}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def _demo_dataset() -> Path:

@@ -21,9 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vidret.data.format import CAPTIONS_FILE, METADATA_FILE, SPLITS_DIR, VIDEOS_FILE
 from vidret.data.splits import random_split
-from vidret.io import atomic_directory, save_npy_atomic, write_json_atomic, write_jsonl_atomic
+from vidret.data.writer import dataset_folder
 
 # topic -> (subjects, actions, objects, places); each word has synonyms after '|'.
 VOCABULARY: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {
@@ -132,17 +131,14 @@ def make_demo_dataset(
 
     ids = [v["video_id"] for v in videos]
     split = random_split(ids, (0.7, 0.15, 0.15), seed=seed)
-    with atomic_directory(out, overwrite=overwrite) as tmp:
-        write_jsonl_atomic(tmp / VIDEOS_FILE, videos)
-        write_jsonl_atomic(tmp / CAPTIONS_FILE, captions)
-        save_npy_atomic(tmp / f"{APPEARANCE[0]}.npy", appearance)
-        save_npy_atomic(tmp / f"{MOTION[0]}.npy", motion)
-        save_npy_atomic(tmp / f"{MOTION[0]}.lengths.npy", motion_len)
-        (tmp / SPLITS_DIR).mkdir()
+    with dataset_folder(out, overwrite=overwrite) as folder:
+        folder.videos(videos)
+        folder.captions(captions)
+        folder.expert(APPEARANCE[0], appearance)
+        folder.expert(MOTION[0], motion, lengths=motion_len)
         for part, part_ids in split.items():
-            (tmp / SPLITS_DIR / f"{part}.txt").write_text("\n".join(part_ids) + "\n")
-        write_json_atomic(
-            tmp / METADATA_FILE,
+            folder.split(part, part_ids)
+        folder.metadata(
             {
                 "name": "vidret-demo (generated)",
                 "generated": True,

@@ -27,13 +27,7 @@ from typing import Any
 import numpy as np
 
 from vidret.data.format import (
-    CAPTION_FEATURES_DIR,
-    CAPTIONS_FILE,
-    METADATA_FILE,
-    SPLITS_DIR,
-    VIDEOS_FILE,
     lengths_file,
-    times_file,
     video_id_problem,
 )
 from vidret.data.mmt_h5 import (
@@ -45,8 +39,8 @@ from vidret.data.mmt_h5 import (
     video_files,
 )
 from vidret.data.protocols import protocol_splits
+from vidret.data.writer import DatasetWriter, dataset_folder
 from vidret.errors import VidretError
-from vidret.io import atomic_directory, write_json_atomic, write_jsonl_atomic
 from vidret.progress import progress_bar
 
 DATASETS = ("msrvtt", "activitynet", "lsmdc")
@@ -127,18 +121,18 @@ def import_mmt(
     if not expert_paths:
         raise VidretError(f"{src}: no expert feature pickles found beside the captions")
 
-    with atomic_directory(dst, overwrite=overwrite) as tmp:
+    with dataset_folder(dst, overwrite=overwrite) as folder:
         for name, path in progress_bar(expert_paths.items(), enabled=progress, desc="experts"):
-            report.experts[name] = _write_expert(path, name, row_of, max_frames, tmp)
+            report.experts[name] = _write_expert(path, name, row_of, max_frames, folder)
         for path in _text_feature_files(src):
             report.caption_features[path.stem] = _write_caption_features(
-                path, video_ids, captions, paragraphs, tmp
+                path, video_ids, captions, paragraphs, folder
             )
-        _copy_splits(src, tmp, row_of, report)
+        _copy_splits(src, folder, row_of, report)
         lists_dir = caption_files[0].parent  # CE keeps lists beside raw-captions.pkl
         splits, notes = protocol_splits(dataset, lists_dir, captions, load_pickle)
         report.skipped += notes
-        _write_common(tmp, src, dataset, "ce-pickles", paragraphs, captions, splits, report)
+        _write_common(folder, src, dataset, "ce-pickles", paragraphs, captions, splits, report)
     return report
 
 
@@ -231,7 +225,7 @@ def expert_file_names(experts: Any, src: Path) -> dict[str, str]:
 
 
 def _write_expert(
-    path: Path, name: str, row_of: dict[str, int], max_frames: int, out: Path
+    path: Path, name: str, row_of: dict[str, int], max_frames: int, out: DatasetWriter
 ) -> dict[str, int]:
     raw = load_pickle(path)
     if not isinstance(raw, dict):
@@ -261,16 +255,14 @@ def _write_expert(
     if dim is None:
         raise VidretError(f"{path}: no usable features for any captioned video")
     frames = max(len(s) for s in seqs.values())
-    feats = np.lib.format.open_memmap(
-        out / f"{name}.npy", mode="w+", dtype=np.float32, shape=(len(row_of), frames, dim)
-    )
+    feats = out.expert_in_place(name, (len(row_of), frames, dim), np.float32)
     lengths = np.zeros(len(row_of), np.int64)
     for row, seq in seqs.items():
         feats[row, : len(seq)] = seq
         lengths[row] = len(seq)
     feats.flush()
     del feats
-    np.save(lengths_file(out, name), lengths)
+    out.companions(name, lengths=lengths)
     return {"dim": int(dim), "frames": int(frames), "videos_with_features": len(seqs)}
 
 
@@ -351,8 +343,7 @@ def _write_caption_features(
     if len(dims) != 1:
         raise VidretError(f"{path}: word features of several dimensions {sorted(dims)}")
     dim = dims.pop()
-    folder = out / CAPTION_FEATURES_DIR
-    folder.mkdir(exist_ok=True)
+    folder = out.caption_features_folder()
     tokens = min(MAX_CAPTION_TOKENS, max(len(a) for a in rows))
     feats = np.lib.format.open_memmap(
         folder / f"{path.stem}.npy", mode="w+", dtype=np.float16, shape=(len(rows), tokens, dim)
@@ -371,7 +362,9 @@ def _caption_side(path: Path, src: Path) -> bool:
     return _in_text_feats(path, src) or "caption_idx" in path.name
 
 
-def _copy_splits(src: Path, out: Path, row_of: dict[str, int], report: ImportReport) -> None:
+def _copy_splits(
+    src: Path, out: DatasetWriter, row_of: dict[str, int], report: ImportReport
+) -> None:
     for path in sorted(p for p in src.rglob("*.txt") if _SPLIT_FILE.match(p.name)):
         ids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
         known = [v for v in dict.fromkeys(ids) if v in row_of]
@@ -380,8 +373,7 @@ def _copy_splits(src: Path, out: Path, row_of: dict[str, int], report: ImportRep
                 f"splits/{path.name}: {len(ids) - len(known)} ids without captions dropped"
             )
         if known:
-            (out / SPLITS_DIR).mkdir(exist_ok=True)
-            (out / SPLITS_DIR / path.name).write_text("\n".join(known) + "\n")
+            out.split(path.stem, known)
             report.splits[path.stem] = len(known)
 
 
@@ -421,11 +413,9 @@ def _import_mmt_h5(
     splits, notes = protocol_splits(dataset, lists_dir, captions, load_pickle)
     report.skipped += notes
 
-    with atomic_directory(dst, overwrite=overwrite) as tmp:
+    with dataset_folder(dst, overwrite=overwrite) as folder:
         arrays = {
-            e: np.lib.format.open_memmap(
-                tmp / f"{e}.npy", mode="w+", dtype=np.float32, shape=(len(video_ids), n, d)
-            )
+            e: folder.expert_in_place(e, (len(video_ids), n, d), np.float32)
             for e, (d, n) in sizes.items()
         }
         lengths = {e: np.zeros(len(video_ids), np.int64) for e in sizes}
@@ -441,20 +431,19 @@ def _import_mmt_h5(
                 lengths[name][row] = len(feats)
         for expert, array in arrays.items():
             array.flush()
-            np.save(lengths_file(tmp, expert), lengths[expert])
-            np.save(times_file(tmp, expert), times[expert])
+            folder.companions(expert, lengths=lengths[expert], times=times[expert])
             report.experts[expert] = {
                 "dim": sizes[expert][0],
                 "frames": sizes[expert][1],
                 "videos_with_features": int((lengths[expert] > 0).sum()),
             }
         del arrays
-        _write_common(tmp, src, dataset, "mmt-h5", paragraphs, captions, splits, report)
+        _write_common(folder, src, dataset, "mmt-h5", paragraphs, captions, splits, report)
     return report
 
 
 def _write_common(
-    out: Path,
+    out: DatasetWriter,
     src: Path,
     dataset: str,
     layout: str,
@@ -466,16 +455,15 @@ def _write_common(
     """videos.jsonl, captions.jsonl (sen_id numbers all captions, as MSR-VTT's own
     annotations do), the protocol splits and dataset.json, for either layout."""
     video_ids = sorted(captions)
-    write_jsonl_atomic(out / VIDEOS_FILE, ({"video_id": v, "source": dataset} for v in video_ids))
+    out.videos({"video_id": v, "source": dataset} for v in video_ids)
     rows = [
         {"video_id": vid, "sen_id": k, "caption": text}
         for k, (vid, text) in enumerate((v, t) for v in video_ids for t in captions[v])
     ]
-    write_jsonl_atomic(out / CAPTIONS_FILE, rows)
+    out.captions(rows)
     _write_protocol_splits(out, splits, report)
     report.videos, report.captions = len(video_ids), len(rows)
-    write_json_atomic(
-        out / METADATA_FILE,
+    out.metadata(
         {
             "name": f"{dataset} (imported from {src.name})",
             "generated": False,
@@ -489,10 +477,8 @@ def _write_common(
 
 
 def _write_protocol_splits(
-    out: Path, splits: dict[str, list[tuple[str, int | None]]], report: ImportReport
+    out: DatasetWriter, splits: dict[str, list[tuple[str, int | None]]], report: ImportReport
 ) -> None:
     for name, rows in splits.items():
-        (out / SPLITS_DIR).mkdir(exist_ok=True)
-        lines = [vid if k is None else f"{vid}\t{k}" for vid, k in rows]
-        (out / SPLITS_DIR / f"{name}.txt").write_text("".join(line + "\n" for line in lines))
+        out.split(name, [vid if k is None else f"{vid}\t{k}" for vid, k in rows])
         report.splits[name] = len(rows)

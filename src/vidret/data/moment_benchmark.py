@@ -29,12 +29,11 @@ import numpy as np
 
 from vidret.config import DataConfig
 from vidret.data.dataset import VideoDataset
-from vidret.data.format import CAPTIONS_FILE, METADATA_FILE, SPLITS_DIR, VIDEOS_FILE
-from vidret.data.moments import MOMENTS_FILE, video_duration
+from vidret.data.moments import video_duration
 from vidret.data.splits import SPLIT_PARTS, resolve_split
 from vidret.data.timeline import frame_times
+from vidret.data.writer import dataset_folder
 from vidret.errors import VidretError
-from vidret.io import atomic_directory, save_npy_atomic, write_json_atomic, write_jsonl_atomic
 
 
 def build_moment_dataset(
@@ -118,19 +117,15 @@ def build_moment_dataset(
             offset += durations[r]
         videos.append({"video_id": vid, "duration": round(offset, 3), "clips": spans})
 
-    with atomic_directory(dst) as tmp:
-        write_jsonl_atomic(tmp / VIDEOS_FILE, videos)
-        write_jsonl_atomic(tmp / CAPTIONS_FILE, captions)
-        write_jsonl_atomic(tmp / MOMENTS_FILE, moments)
+    with dataset_folder(dst) as folder:
+        folder.videos(videos)
+        folder.captions(captions)
+        folder.moments(moments)
         for name, (features, lengths, times) in experts.items():
-            save_npy_atomic(tmp / f"{name}.npy", features)
-            save_npy_atomic(tmp / f"{name}.lengths.npy", lengths)
-            save_npy_atomic(tmp / f"{name}.times.npy", times)
-        (tmp / SPLITS_DIR).mkdir()
+            folder.expert(name, features, lengths=lengths, times=times)
         for part, ids in split_ids.items():
-            (tmp / SPLITS_DIR / f"{part}.txt").write_text("".join(f"{v}\n" for v in ids))
-        write_json_atomic(
-            tmp / METADATA_FILE,
+            folder.split(part, ids)
+        folder.metadata(
             {
                 "name": f"{Path(src).name} moments ({clips} clips a video)",
                 "generated": False,

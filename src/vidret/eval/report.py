@@ -8,6 +8,7 @@ from pathlib import Path
 
 from vidret.errors import VidretError
 from vidret.eval import figures
+from vidret.io import require_folder_or_nothing
 from vidret.runs.logger import read_metrics
 
 
@@ -24,8 +25,7 @@ def report(folder: Path, out: Path | None = None) -> list[Path]:
             "(results.json)"
         )
     out = out or folder / "report"
-    if out.exists() and not out.is_dir():
-        raise VidretError(f"--out {out}: a file, not a folder")
+    require_folder_or_nothing(out)
     out.mkdir(parents=True, exist_ok=True)
     if is_run:
         records = read_metrics(folder)

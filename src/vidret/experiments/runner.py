@@ -20,7 +20,7 @@ from vidret.child_process import child_environment
 from vidret.config import load_config
 from vidret.errors import VidretError
 from vidret.experiments.spec import ExperimentSpec, Variant, config_hash
-from vidret.io import write_json_atomic
+from vidret.io import require_folder_or_nothing, write_json_atomic
 from vidret.locking import folder_lock
 from vidret.progress import note, on_terminal, progress_bar
 from vidret.runs.folder import CONFIG, LAST, TEST_METRICS, read_run_config
@@ -56,8 +56,7 @@ def run_experiment(
     spec: ExperimentSpec, out: Path, jobs: int = 1, progress: bool = True
 ) -> list[str]:
     """Train what is missing; returns the errors of failed runs (empty when all succeeded)."""
-    if out.exists() and not out.is_dir():
-        raise VidretError(f"--out {out}: a file, not a folder")
+    require_folder_or_nothing(out)
     with folder_lock(out, what="runs an experiment in"):
         return _run_all(spec, out, jobs, progress)
 

@@ -15,6 +15,7 @@ from vidret.data.dataset import VideoDataset
 from vidret.data.validate import require_finite
 from vidret.errors import VidretError
 from vidret.eval.normalization import Normalization
+from vidret.io import require_folder_or_nothing
 from vidret.locking import folder_lock, remove_stale_temporaries
 from vidret.models.types import Embeddings
 from vidret.progress import note, progress_bar
@@ -70,8 +71,7 @@ def build_index(
         )
     if segment_seconds and fuse:
         raise VidretError("--fuse and --segment-seconds cannot be combined yet")
-    if out.exists() and not out.is_dir():
-        raise VidretError(f"--out {out}: a file, not a folder")
+    require_folder_or_nothing(out)
     if out.exists() and not overwrite:
         raise VidretError(f"--out {out} already exists; pass --overwrite to replace it")
     with folder_lock(out, what="builds an index in"):

@@ -25,6 +25,7 @@ import torch
 from vidret.data.dataset import VideoDataset
 from vidret.data.validate import require_finite
 from vidret.errors import VidretError
+from vidret.io import require_folder_or_nothing
 from vidret.locking import folder_lock, remove_stale_temporaries
 from vidret.models.types import Embeddings
 from vidret.search.concepts import (
@@ -55,8 +56,7 @@ def build_zero_shot_index(
         raise VidretError(f"--pooling {pooling!r}: choose one of {', '.join(POOLINGS)}")
     if not 1 <= top <= NUM_CONCEPTS:
         raise VidretError(f"--top {top}: between 1 and {NUM_CONCEPTS} concepts")
-    if out.exists() and not out.is_dir():
-        raise VidretError(f"--out {out}: a file, not a folder")
+    require_folder_or_nothing(out)
     if out.exists() and not overwrite:
         raise VidretError(f"--out {out} already exists; pass --overwrite to replace it")
     dataset = VideoDataset.open(data_dir)

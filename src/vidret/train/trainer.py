@@ -25,7 +25,7 @@ from vidret.batches.prepared import PreparedData, prepare_data, text_batch, vide
 from vidret.config import RunConfig
 from vidret.errors import VidretError
 from vidret.eval.evaluate import evaluate
-from vidret.io import write_json_atomic
+from vidret.io import require_folder_or_nothing, write_json_atomic
 from vidret.locking import folder_lock, remove_stale_temporaries
 from vidret.losses.registry import build_objective, check_objective
 from vidret.losses.relevance import relevance_vectors, video_caption_index
@@ -91,8 +91,7 @@ def train(
 
 def _check_run_folder(run_dir: Path, resume: bool) -> None:
     """Under the folder's lock: a new run needs a free folder, a resumed one its state."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise VidretError(f"{run_dir}: a file, not a folder; choose another --out")
+    require_folder_or_nothing(run_dir)
     if resume and not (run_dir / run_files.LAST).exists():
         raise VidretError(
             f"{run_dir}: nothing to resume (no {run_files.LAST}); start it without --resume"

@@ -21,19 +21,17 @@ import numpy as np
 from PIL import Image
 
 from vidret.data.format import (
-    CAPTIONS_FILE,
     METADATA_FILE,
     VIDEOS_FILE,
     lengths_file,
     regions_file,
 )
 from vidret.data.jsonl import read_jsonl_objects
+from vidret.data.writer import DatasetWriter, dataset_folder
 from vidret.errors import Problem, VidretError
 from vidret.io import (
-    atomic_directory,
     make_temporary_folder,
-    write_json_atomic,
-    write_jsonl_atomic,
+    require_folder_or_nothing,
 )
 from vidret.locking import folder_lock, remove_stale_temporaries
 from vidret.progress import note, on_terminal, progress_bar
@@ -93,8 +91,7 @@ def extract_dataset(
     video_dir = video_dir.resolve()
     if not video_dir.is_dir():
         raise VidretError(f"{video_dir}: not a folder; give the folder that holds your videos")
-    if out.exists() and not out.is_dir():
-        raise VidretError(f"--out {out}: a file, not a folder; choose a folder to write")
+    require_folder_or_nothing(out)
     if video_dir.is_relative_to(out.resolve()):
         raise VidretError(
             f"--out {out}: holds the video folder {video_dir}, and the dataset folder is "
@@ -323,20 +320,18 @@ def _write_dataset(
                 f"{unknown[:3]}); names are paths relative to the video folder"
             )
 
-    with atomic_directory(out, overwrite=True) as tmp:
-        np.save(tmp / f"{encoder.name}.npy", features)
-        np.save(lengths_file(tmp, encoder.name), lengths)
+    with dataset_folder(out, overwrite=True) as folder:
+        folder.expert(encoder.name, features, lengths=lengths)
         if settings.get("regions"):
-            _save_regions(regions_file(tmp, encoder.name), ordered, frames)
-        write_jsonl_atomic(tmp / VIDEOS_FILE, (v.meta for v in ordered))
+            _save_regions(folder, encoder.name, ordered, frames)
+        folder.videos(v.meta for v in ordered)
         if captions is not None:
-            write_jsonl_atomic(tmp / CAPTIONS_FILE, caption_rows)
-        (tmp / THUMBNAILS_DIR).mkdir()
+            folder.captions(caption_rows)
+        (folder.folder / THUMBNAILS_DIR).mkdir()
         for video in ordered:
             if video.thumbnail is not None and video.thumbnail.exists():
-                shutil.copyfile(video.thumbnail, tmp / video.meta["thumbnail"])
-        write_json_atomic(
-            tmp / METADATA_FILE,
+                shutil.copyfile(video.thumbnail, folder.folder / video.meta["thumbnail"])
+        folder.metadata(
             {
                 "name": out.name,
                 "generated": False,
@@ -351,12 +346,12 @@ def _write_dataset(
         video.thumbnail = out / video.meta["thumbnail"]
 
 
-def _save_regions(path: Path, ordered: list[_Video], frames: int) -> None:
+def _save_regions(folder: DatasetWriter, name: str, ordered: list[_Video], frames: int) -> None:
     """`[videos, frames, regions, dim]` float16, written a video at a time into a file-backed
     array: region features are `regions` times the frame features, too many to stack."""
     first = next(v.regions for v in ordered if v.regions is not None)
     shape = (len(ordered), frames, *first.shape[1:])
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=shape)
+    out = folder.regions_in_place(name, shape, np.float16)
     for i, video in enumerate(ordered):
         assert video.regions is not None
         out[i, : len(video.regions)] = video.regions
