@@ -326,6 +326,7 @@ CASES: list[tuple[str, Callable[[Env], list[str]], str]] = [
     ("train: lr not a number", lambda e: ["train", "--data", str(e.data), "--set", "train.lr=abc"], "train.lr"),
     ("train: unknown backbone", lambda e: ["train", "--data", str(e.data), "--out", str(e.scratch / "r"), "--set", "model.backbone=resnet"], "model.backbone 'resnet': choose one of meanpool"),
     ("train: unknown objective", lambda e: ["train", "--data", str(e.data), "--out", str(e.scratch / "r"), "--set", "loss.name=cmgds"], "loss.name 'cmgds': choose one of triplet"),
+    ("train: a loss key the objective does not read", lambda e: ["train", "--data", str(e.data), "--config", CONFIG, "--set", "loss.margin=0.3"], "loss.margin is not read by loss.name 'infonce'"),
     ("train: unknown split kind", lambda e: ["train", "--data", str(e.data), "--set", "data.split=bogus"], "data.split"),
     (
         "train: unknown validation metric",

@@ -15,7 +15,7 @@ import pytest
 
 from helpers import TINY
 from vidret.config import load_config
-from vidret.losses.registry import OBJECTIVES
+from vidret.losses.registry import OBJECTIVES, ObjectiveEntry
 from vidret.models.registry import BACKBONES
 from vidret.search.faiss_index import INDEX_KINDS
 from vidret.train.trainer import train
@@ -106,7 +106,8 @@ def test_a_new_backbone(demo_dir: Path, tmp_path: Path, monkeypatch: pytest.Monk
 
 def test_a_new_objective(demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     mine = _module(tmp_path, monkeypatch, "softplus_objective", OBJECTIVE_FILE)
-    monkeypatch.setitem(OBJECTIVES, "softplus", lambda cfg, epochs: mine.SoftplusMargin(cfg.margin))
+    entry = ObjectiveEntry(lambda cfg, epochs: mine.SoftplusMargin(cfg.margin), ("margin",))
+    monkeypatch.setitem(OBJECTIVES, "softplus", entry)  # the registry line
     result = _train(demo_dir, tmp_path / "run", "loss.name=softplus")
     assert result["test"]["Rsum"] > CHANCE_RSUM + 35
 

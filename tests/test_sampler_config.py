@@ -72,3 +72,29 @@ def test_every_shipped_config_loads() -> None:
     for path in configs:  # each by its kind: a retrieval run, or a moment run (CDNet)
         (load_moment_config if is_moment_config(path) else load_config)(path)
     assert any(is_moment_config(p) for p in configs)
+
+
+def test_loss_keys_are_those_the_objective_reads(tmp_path: Path) -> None:
+    """A loss key given for an objective that does not read it is refused (it would change
+    nothing, silently); the shipped configs hold none; switching the objective with
+    `--set loss.name` drops the file's keys for the old one instead of refusing them."""
+    from vidret.config import loss_keys_given
+    from vidret.experiments.spec import load_experiment
+    from vidret.losses.registry import check_loss_keys
+
+    root = Path(__file__).parents[1] / "configs"
+    for path in sorted(p for p in root.rglob("*.yaml") if "experiments" not in p.parts):
+        if not is_moment_config(path):
+            name = load_config(path).loss.name
+            check_loss_keys(name, loss_keys_given(path, [], name), str(path))
+    triplet = root / "meanpool-triplet.yaml"
+    assert loss_keys_given(triplet, ["loss.name=infonce"], "infonce") == []
+    given = loss_keys_given(triplet, ["loss.temperature=0.1"], "triplet")
+    with pytest.raises(VidretError, match="loss.temperature is not read by loss.name 'triplet'"):
+        check_loss_keys("triplet", given, "--set")
+    spec = tmp_path / "x.yaml"
+    spec.write_text(
+        f"name: x\ndata: {tmp_path}\nbase: {triplet}\nvariants:\n  - name: a\n    set: {{loss.tau: 0.1}}\n"
+    )
+    with pytest.raises(VidretError, match="variant 'a': loss.tau is not read by loss.name"):
+        load_experiment(spec)

@@ -74,7 +74,8 @@ def train_command(
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bars")] = False,
 ) -> None:
     """Train a model; validate each epoch, keep the best, score it on the test split."""
-    from vidret.config import load_config
+    from vidret.config import load_config, loss_keys_given
+    from vidret.losses.registry import check_loss_keys
     from vidret.runs.folder import read_run_config
     from vidret.train.trainer import train
 
@@ -95,6 +96,8 @@ def train_command(
         cfg, data_root = read_run_config(out), _saved_data_root(out)
     else:
         cfg = load_config(config, _with_seed(overrides, seed))
+        given = loss_keys_given(config, overrides, cfg.loss.name)
+        check_loss_keys(cfg.loss.name, given, str(config or "--set"))
         data_root = data or (Path(cfg.data.path) if cfg.data.path else None)
         if data_root is None:
             data_root = _demo_dataset()

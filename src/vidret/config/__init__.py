@@ -16,6 +16,7 @@ from vidret.config.retrieval import (
     TextConfig,
     TrainConfig,
     load_config,
+    loss_keys_given,
     parse_config,
 )
 
@@ -29,6 +30,7 @@ __all__ = [
     "TrainConfig",
     "explain_validation",
     "load_config",
+    "loss_keys_given",
     "parse_config",
     "read_config_mapping",
     "validate_sections",

@@ -195,3 +195,20 @@ def load_config(path: Path | str | None = None, overrides: list[str] | None = No
 def parse_config(raw: Any, source: str) -> RunConfig:
     """Validate a config mapping; errors name each bad key and say what is wrong."""
     return validate_sections(raw, source, RunConfig)
+
+
+def loss_keys_given(path: Path | str | None, overrides: list[str] | None, name: str) -> list[str]:
+    """The `loss` keys a user gave for the objective `name`: the config file's own loss
+    section when it is for that objective, and every `--set loss.KEY=...`. A file's keys
+    for another objective (switched by `--set loss.name=...`) are not counted: they were
+    not meant for this one (`vidret.losses.registry.check_loss_keys` reads the result)."""
+    raw, _ = read_config_mapping(path)
+    keys: list[str] = []
+    section = raw.get("loss") if isinstance(raw.get("loss"), dict) else {}
+    if section.get("name", LossConfig().name) == name:
+        keys += [k for k in section if k != "name"]
+    for item in overrides or []:
+        key = item.split("=", 1)[0].strip()
+        if key.startswith("loss.") and key != "loss.name":
+            keys.append(key.removeprefix("loss."))
+    return keys

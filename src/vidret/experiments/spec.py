@@ -28,9 +28,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from vidret.config import RunConfig, load_config
+from vidret.config import RunConfig, load_config, loss_keys_given
 from vidret.errors import VidretError
 from vidret.eval.normalization import Normalization
+from vidret.losses.registry import check_loss_keys
 
 
 class Variant(BaseModel):
@@ -182,7 +183,10 @@ def load_experiment(
                     "R@1 R@5 R@10 MdR, v2t R@1 R@5 R@10 MdR, Rsum; null where not given)"
                 )
     for variant in spec.variants:  # every config must load before anything trains
-        spec.config(variant, spec.seeds[0], spec.fold_list[0])
+        cfg = spec.config(variant, spec.seeds[0], spec.fold_list[0])
+        items = [f"{k}=" for k in variant.set]
+        given = loss_keys_given(variant.base or spec.base, items, cfg.loss.name)
+        check_loss_keys(cfg.loss.name, given, f"{path}: variant '{variant.name}'")
     return spec
 
 

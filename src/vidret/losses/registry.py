@@ -7,6 +7,7 @@ any PyTorch model without a vidret config."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from vidret.config import LossConfig
@@ -44,7 +45,24 @@ def check_objective(name: str) -> Callable[[LossConfig, int], Objective]:
     """What builds the objective `loss.name` names; a clear error for any other name."""
     if name not in OBJECTIVES:
         raise VidretError(f"loss.name {name!r}: choose one of {', '.join(OBJECTIVES)}")
-    return OBJECTIVES[name]
+    return OBJECTIVES[name].build
+
+
+def check_loss_keys(name: str, keys: list[str] | set[str], source: str) -> None:
+    """Refuse `loss` keys given for an objective that does not read them (`loss.temperature`
+    on a triplet run would otherwise change nothing, silently). `keys`: those the user set
+    for this objective (a config file's own loss section, `--set loss.*`, an experiment
+    variant's `set`); a file's keys for another objective, switched by `--set loss.name`,
+    are not the user's settings for this one and are not passed."""
+    check_objective(name)
+    unread = sorted(set(keys) - {*OBJECTIVES[name].reads, *COMMON})
+    if unread:
+        listed = ", ".join(f"loss.{k}" for k in unread)
+        raise VidretError(
+            f"{source}: {listed} is not read by loss.name {name!r} (it reads "
+            f"{', '.join(OBJECTIVES[name].reads) or 'no parameters'}); remove it or "
+            "choose an objective that uses it"
+        )
 
 
 def reducer_of(cfg: LossConfig) -> Reducer:
@@ -105,14 +123,31 @@ def _prota(cfg: LossConfig, epochs: int) -> Objective:
     return ProTALoss(cfg.temperature, cfg.learn_temperature, cfg.uncertainty_margin, cfg.kl_weight)
 
 
+@dataclass(frozen=True)
+class ObjectiveEntry:
+    """How the config's `loss` section builds one objective, and which of its keys that
+    objective reads (a key set in a config that the objective does not read is refused:
+    `loss.temperature` on a triplet run would otherwise change nothing, silently)."""
+
+    build: Callable[[LossConfig, int], Objective]
+    reads: tuple[str, ...] = ()
+
+
+_TRIPLET = ("margin", "mining", "reducer", "epsilon", "warmup_epochs")
+_INFONCE = ("temperature", "learn_temperature")
+_MARGINS = ("margin", "beta", "lambda_start", "lambda_end", "text_experts", "video_experts",
+            "static", "dynamic", "static_text", "static_text_model", "dynamic_text")  # fmt: skip
+
 # loss.name -> the objective built from the config's loss section and train.epochs
-OBJECTIVES: dict[str, Callable[[LossConfig, int], Objective]] = {
-    "triplet": _triplet,
-    "infonce": _infonce,
-    "cmgsd": _cmgsd,
-    "adaptive_infonce": _adaptive_infonce,
-    "unified": _unified,
-    "sndcg": _sndcg,
-    "bcls": _bcls,
-    "prota": _prota,
+OBJECTIVES: dict[str, ObjectiveEntry] = {
+    "triplet": ObjectiveEntry(_triplet, _TRIPLET),
+    "infonce": ObjectiveEntry(_infonce, _INFONCE),
+    "cmgsd": ObjectiveEntry(_cmgsd, (*_TRIPLET, *_MARGINS)),
+    "adaptive_infonce": ObjectiveEntry(_adaptive_infonce, (*_INFONCE, *_MARGINS)),
+    "unified": ObjectiveEntry(_unified, ("margin", "temperature")),
+    "sndcg": ObjectiveEntry(_sndcg, ("margin", "tau", "listwise_weight")),
+    "bcls": ObjectiveEntry(_bcls, ("margin", "gap", "kendall_weight", "window")),
+    "prota": ObjectiveEntry(_prota, (*_INFONCE, "uncertainty_margin", "kl_weight")),
 }
+# read by every objective: the name, and the adversarial alignment any of them may add
+COMMON = ("name", "adversarial")
