@@ -90,11 +90,12 @@ def test_loss_keys_are_those_the_objective_reads(tmp_path: Path) -> None:
     triplet = root / "meanpool-triplet.yaml"
     assert loss_keys_given(triplet, ["loss.name=infonce"], "infonce") == []
     given = loss_keys_given(triplet, ["loss.temperature=0.1"], "triplet")
-    with pytest.raises(VidretError, match="loss.temperature is not read by loss.name 'triplet'"):
+    with pytest.raises(VidretError, match=r"loss\.temperature is not read by loss\.name 'triplet'"):
         check_loss_keys("triplet", given, "--set")
     spec = tmp_path / "x.yaml"
     spec.write_text(
-        f"name: x\ndata: {tmp_path}\nbase: {triplet}\nvariants:\n  - name: a\n    set: {{loss.tau: 0.1}}\n"
+        f"name: x\ndata: {tmp_path}\nbase: {triplet}\n"
+        "variants:\n  - name: a\n    set: {loss.tau: 0.1}\n"
     )
-    with pytest.raises(VidretError, match="variant 'a': loss.tau is not read by loss.name"):
+    with pytest.raises(VidretError, match=r"variant 'a': loss\.tau is not read by loss\.name"):
         load_experiment(spec)
