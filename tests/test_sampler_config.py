@@ -99,3 +99,23 @@ def test_loss_keys_are_those_the_objective_reads(tmp_path: Path) -> None:
     )
     with pytest.raises(VidretError, match=r"variant 'a': loss\.tau is not read by loss\.name"):
         load_experiment(spec)
+
+
+@pytest.mark.parametrize("name", ["meanpool-cmgsd", "mmt-infonce", "meanpool-bcls"])
+def test_run_configs_saved_before_the_redesign_still_load(tmp_path: Path, name: str) -> None:
+    """config.yaml files written by the code of 2026-12-07 (before the config package and
+    the objective registry), one for each kind of objective: they load as run configs
+    and build their model's objective with the settings they hold."""
+    from vidret.losses.registry import build_objective
+    from vidret.runs.folder import read_run_config
+
+    saved = Path(__file__).parent / "data" / "runs-2026-12-07" / f"{name}.config.yaml"
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(saved.read_text())
+    cfg = read_run_config(run)
+    assert cfg.to_yaml() == saved.read_text()  # every key kept, none added
+    objective = build_objective(cfg.loss, cfg.train.epochs, cfg.model.embed_dim)
+    if name == "meanpool-cmgsd":
+        assert objective.alpha == cfg.loss.margin and objective.beta == cfg.loss.beta
+        assert objective.lambda_end == cfg.loss.lambda_end * cfg.train.epochs
