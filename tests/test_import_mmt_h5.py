@@ -253,3 +253,45 @@ def test_lsmdc_csv_lists_and_activitynet_paragraphs(tmp_path: Path) -> None:
     first = ds.captions[int(np.flatnonzero(ds.caption_video == ds.video_index()["video0"])[0])]
     assert first == " ".join(c + "." for c in truth["captions"]["video0"])
     assert list(scored_captions(tmp_path / "anet", "val1")) == ["video10", "video11"]
+
+
+def _reference_scored_captions(release: Path, vid: str, captions_per_video: int) -> list[str]:
+    """What gabeur/mmt's `BaseDataset.__getitem__` scores for a test video: the file's
+    `raw_captions.<i>` in order, then `captions[:captions_per_video]` (its MSRVTT test
+    configs set 1; CE's `num_test_captions` 1 likewise takes caption 0)."""
+    path = release / "vid_feat_files" / "mult_h5" / vid[0] / vid[1] / vid[2] / f"{vid}.h5"
+    with h5py.File(path, "r") as f:
+        count = len([k for k in f if k.startswith("raw_captions.")])
+        captions = [" ".join(w.decode() for w in f[f"raw_captions.{i}"][()]) for i in range(count)]
+    return captions[:captions_per_video]
+
+
+def test_1k_b_and_full_score_captions_as_the_references_do(tmp_path: Path) -> None:
+    """1k-B scores each test video's first caption (MMT: captions_per_video 1, "the first
+    text caption"; CE: num_test_captions 1); the full split has both conventions: all
+    captions (CE's evaluation, 20) and the first (MMT's default)."""
+    release = tmp_path / "MSRVTT"
+    truth = write_release(release)
+    lists = release / "symlinked-feats"
+    ids = [f"video{i}" for i in range(12)]
+    (lists / "train_list_miech.txt").write_text("\n".join(ids[:9]) + "\n")
+    (lists / "test_list_miech.txt").write_text("\n".join(ids[9:]) + "\n")
+    import_mmt(release, tmp_path / "out", "msrvtt", progress=False)
+    ds = VideoDataset.open(tmp_path / "out")
+    index = ds.video_index()
+
+    def scored(split: str) -> dict[str, list[str]]:
+        out = {}
+        for vid, k in scored_captions(tmp_path / "out", split).items():
+            rows = np.flatnonzero(ds.caption_video == index[vid])
+            out[vid] = [ds.captions[r] for r in rows] if k is None else [ds.captions[rows[k]]]
+        return out
+
+    assert scored("1k-B_test") == {v: _reference_scored_captions(release, v, 1) for v in ids[9:]}
+    assert scored("full-first_test") == {
+        v: _reference_scored_captions(release, v, 1) for v in ids[8:]}  # fmt: skip
+    assert scored("full_test") == {v: truth["captions"][v] for v in ids[8:]}
+    assert scored("1k-B_train") == {v: truth["captions"][v] for v in ids[:9]}
+    splits = check_dataset(tmp_path / "out", progress=False).summary["splits"]
+    assert splits["1k-B_test"] == {"videos": 3, "captions": 3}
+    assert splits["full-first_test"] == {"videos": 4, "captions": 4}

@@ -7,9 +7,15 @@ albanie/collaborative-experts `data_loader/*_dataset.py`):
   `1k-A_test` (1,000 videos, one caption each) from `val_list_jsfusion.txt` with
   `jsfusion_val_caption_idx.pkl`.
 - MSR-VTT 1k-B (Miech): `1k-B_train`, `1k-B_test` from `train_list_miech.txt`,
-  `test_list_miech.txt`; all captions scored, as both loaders' code does.
+  `test_list_miech.txt`; the **first** caption of each test video scored, as both
+  references do ("we follow Antoine's approach of using the first text caption": MMT's
+  `captions_per_video` 1 keeps `captions[:1]`; CE's `num_test_captions` 1, which
+  `train-miech-ce.json` inherits).
 - MSR-VTT full: `full_train` (6,513), `full_val` (497), `full_test` (2,990) from MMT's
-  `train_list.txt`, `val_list.txt`, `test_list.txt` or CE's `*_list_full.txt`.
+  `train_list.txt`, `val_list.txt`, `test_list.txt` or CE's `*_list_full.txt`, under both
+  conventions: `full_val` / `full_test` score all 20 captions (CE's evaluation,
+  `num_test_captions` 20), `full-first_val` / `full-first_test` the first (MMT's default
+  `captions_per_video` 1). Which one a number used is in its split's name.
 - ActivityNet paragraphs: `train`, `val1` from `train_list.txt`, `val_1_list.txt`.
 - LSMDC: `train`, `test` (1,000) from `LSMDC16_annos_training.csv` and
   `LSMDC16_challenge_1000_publictect.csv` (tab-separated, the id first).
@@ -34,6 +40,7 @@ class ProtocolSplit:
     name: str  # the named split written (splits/<name>.txt)
     sources: tuple[str, ...]  # list files that may hold it, in the release's own names
     caption_index: bool = False  # one scored caption per video, from CAPTION_INDEX_FILE
+    first_caption: bool = False  # only each video's first caption is scored
 
 
 PROTOCOLS: dict[str, tuple[ProtocolSplit, ...]] = {
@@ -41,10 +48,14 @@ PROTOCOLS: dict[str, tuple[ProtocolSplit, ...]] = {
         ProtocolSplit("1k-A_train", ("train_list_jsfusion.txt",)),
         ProtocolSplit("1k-A_test", ("val_list_jsfusion.txt",), caption_index=True),
         ProtocolSplit("1k-B_train", ("train_list_miech.txt",)),
-        ProtocolSplit("1k-B_test", ("test_list_miech.txt",)),
+        ProtocolSplit("1k-B_test", ("test_list_miech.txt",), first_caption=True),
         ProtocolSplit("full_train", ("train_list.txt", "train_list_full.txt")),
         ProtocolSplit("full_val", ("val_list.txt", "val_list_full.txt")),
         ProtocolSplit("full_test", ("test_list.txt", "test_list_full.txt")),
+        ProtocolSplit("full-first_val", ("val_list.txt", "val_list_full.txt"), first_caption=True),
+        ProtocolSplit(
+            "full-first_test", ("test_list.txt", "test_list_full.txt"), first_caption=True
+        ),
     ),
     "activitynet": (
         ProtocolSplit("train", ("train_list.txt",)),
@@ -93,7 +104,7 @@ def protocol_splits(
         for vid in ids:
             if vid not in captions:
                 continue
-            k = choice.get(vid) if split.caption_index else None
+            k = choice.get(vid) if split.caption_index else (0 if split.first_caption else None)
             if split.caption_index and k is None:
                 raise VidretError(
                     f"{lists_dir / CAPTION_INDEX_FILE}: no caption index for 1k-A test video "

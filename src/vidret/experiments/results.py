@@ -67,6 +67,8 @@ def collect(spec: ExperimentSpec, out: Path) -> dict[str, Any]:
         "folds": spec.folds,
         "variants": [v.name for v in spec.variants],
         "compare_to": {v.name: v.references(spec.variants[0].name) for v in spec.variants},
+        # what each variant is: its base config and the keys it sets over it
+        "definitions": {v.name: {"base": v.base or spec.base, "set": v.set} for v in spec.variants},
         "test_normalization": [n.normalization().describe() for n in spec.test_normalization],
         "paper": None if spec.paper is None else spec.paper.model_dump(),
         "runs": runs,
@@ -173,6 +175,11 @@ def results_table(results: dict[str, Any], part: str = "test") -> str:
                 cells.append(paired if one_reference and ref == first else f"{paired} vs {ref}")
         cells += [""] * (len(header) - len(cells))
         lines.append("| " + " | ".join(cells) + " |")
+    if results.get("definitions"):
+        lines += ["", "## The variants", ""]
+        for name, d in results["definitions"].items():
+            given = ", ".join(f"{k}={json.dumps(v)}" for k, v in d["set"].items()) or "nothing"
+            lines.append(f"- **{name}**: `{d['base']}`, setting {given}")
     if results.get("paper"):
         lines += ["", *paper_table(results["paper"], header[: len(COLUMNS) + 2])]
     return "\n".join(lines) + "\n"
@@ -230,4 +237,5 @@ def _paired(reference: dict[int, Any], other: dict[int, Any]) -> str:
     if all(x == y for x, y in zip(a, b, strict=True)):
         return f"{diff:+.1f} (identical)"
     p = stats.ttest_rel(b, a).pvalue
-    return f"{diff:+.1f} (p = {p:.3f}, n = {len(seeds)})"
+    few = ": too few seeds for a test" if len(seeds) < 3 else ""
+    return f"{diff:+.1f} (p = {p:.3f}, n = {len(seeds)}{few})"
