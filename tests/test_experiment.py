@@ -54,7 +54,7 @@ def test_experiment_runs_resumes_and_tabulates(tmp_path: Path, demo_dir: Path) -
     assert "| InfoNCE | 2 |" in table and "paired t-test" in table and "**" in table
     # n = 2 seeds: the p-value is printed with its caveat; each variant says what it is
     assert "n = 2: too few seeds for a test)" in table
-    assert f"- **InfoNCE**: `{tmp_path / 'base.yaml'}`, setting loss.name=\"infonce\"" in table
+    assert f'- **InfoNCE**: `{tmp_path / "base.yaml"}`, setting loss.name="infonce"' in table
     assert f"- **hard margin**: `{tmp_path / 'base.yaml'}`, setting nothing" in table
     hashes = {r["variant"]: r["config_hash"] for r in results["runs"]}
     assert hashes["hard margin"] != hashes["InfoNCE"]
