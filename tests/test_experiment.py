@@ -158,7 +158,7 @@ def test_experiment_adds_test_time_normalization_rows(tmp_path: Path, demo_dir: 
     assert result.exit_code == 0, result.output
     run = out / "infonce" / "seed1"
     saved = json.loads((run / "test_normalized.json").read_text())
-    assert saved["dual_softmax"]["normalization"] == {"method": "dual_softmax", "temperature": 0.01}
+    assert saved["dual_softmax"]["normalization"] == {"method": "dual_softmax", "temperature": 0.1}
     # the experiment's numbers are what `vidret eval` gives for that run and setting
     for method in ("dual_softmax", "qbnorm"):
         shown = runner.invoke(app, ["eval", "--run", str(run), "--normalize", method, "--json"])

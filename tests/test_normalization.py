@@ -85,7 +85,7 @@ def test_qbnorm_t2v_matches_the_reference_algorithm(k: int) -> None:
 @pytest.mark.parametrize("k", [1, 2])
 def test_qbnorm_v2t_is_the_same_algorithm_with_videos_as_queries(k: int) -> None:
     S, _, bank = hub_world(1)
-    _, v2t = normalized_views(S, Normalization("qbnorm", k=k), bank)
+    _, v2t = normalized_views(S, Normalization("qbnorm", beta=20.0, k=k), bank)
     expected, normalized = reference_qbnorm(bank.test_captions_to_videos.T, S.T, 20.0, k)
     assert 0 < len(normalized) < S.shape[1]  # both kinds of column are exercised
     np.testing.assert_allclose(
@@ -97,7 +97,7 @@ def test_qbnorm_v2t_is_the_same_algorithm_with_videos_as_queries(k: int) -> None
 def test_inverted_softmax_normalizes_every_row_and_demotes_the_hub() -> None:
     S, c2v, bank = hub_world()
     plain = retrieval_metrics(S, c2v)
-    norm = Normalization("qbnorm", dynamic=False)
+    norm = Normalization("qbnorm", beta=20.0, dynamic=False)
     t2v, _ = normalized_views(S, norm, bank)
     lse = np.log(np.exp(20.0 * bank.text_to_test_videos.astype(np.float64)).sum(0))
     np.testing.assert_allclose(t2v, 20.0 * S.astype(np.float64) - lse, rtol=1e-6, atol=1e-7)
@@ -195,3 +195,15 @@ def test_eval_cli_normalizes_saved_sims_and_a_run(
     assert no_bank.exit_code != 0 and "holds no query bank" in str(no_bank.exception)
     other = runner.invoke(app, ["eval", "--run", run, "--split", "all", "--normalize", "qbnorm"])
     assert other.exit_code != 0 and "run's own train/val/test" in str(other.exception)
+
+
+def test_the_cli_defaults_are_the_validation_chosen_ones() -> None:
+    """`vidret eval`'s --temperature and --beta default to Normalization's, the settings
+    chosen on msrvtt-1k's validation split (T 0.1, beta 5; BENCHMARKS)."""
+    import inspect
+
+    from vidret.cli.eval_cmd import eval_command
+
+    params = inspect.signature(eval_command).parameters
+    assert params["temperature"].default == Normalization.temperature == 0.1
+    assert params["beta"].default == Normalization.beta == 5.0

@@ -189,4 +189,5 @@ def run_query_bank(
         return None
     captions = sample_rows(captions, bank_size, np.random.default_rng(0))
     bank_text = text_embeddings(model, prepared, captions)
-    return build_bank(bank_text, videos, Normalization("qbnorm"), temperature=0.01)
+    defaults = Normalization("qbnorm")  # the settings chosen on validation
+    return build_bank(bank_text, videos, defaults, temperature=defaults.temperature)
