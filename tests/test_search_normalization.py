@@ -74,11 +74,23 @@ def test_search_orders_by_the_normalization_and_flags_weak_matches(
         result = engine.search("a red circle", k=40, normalize=method)
         assert result.normalization == method
         ids = np.array([engine.index.videos.index(h.video) for h in result.hits])
-        scores = np.array([h.score for h in result.hits])
-        by_raw = np.argsort(-scores, kind="stable")
-        expected = np.argsort(-engine.index.bank.rescore(scores[by_raw], ids[by_raw], method),
-                              kind="stable")  # fmt: skip
+        sims = np.array([h.similarity for h in result.hits])
+        by_raw = np.argsort(-sims, kind="stable")
+        normalized = engine.index.bank.rescore(sims[by_raw], ids[by_raw], method)
+        expected = np.argsort(-normalized, kind="stable")
         assert [int(i) for i in ids] == [int(i) for i in ids[by_raw][expected]]
+        # `score` is what the hits are ordered by (the normalized score), in order; the
+        # model's similarity stands beside it
+        scores = [h.score for h in result.hits]
+        assert scores == sorted(scores, reverse=True)
+        np.testing.assert_allclose(scores, normalized[expected], rtol=1e-6)
+    assert all(h.score == h.similarity for h in plain.hits)
+    runner = CliRunner()
+    shown = runner.invoke(app, ["search", str(small_world["index"]), "a red circle", "--json",
+                                "-k", "20", "--normalize", "qbnorm"])  # fmt: skip
+    rows = json.loads(shown.stdout)["results"]
+    assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
+    assert all(-1 <= r["similarity"] <= 1 for r in rows)
     with pytest.raises(VidretError, match="choose one of none, dual_softmax, qbnorm"):
         engine.search("a red circle", normalize="softmax")
 
@@ -118,7 +130,7 @@ def test_search_cli_says_when_nothing_matches_well(small_world: dict[str, Path])
         assert shown.exit_code == 0, shown.output
         body = json.loads(shown.stdout)
         assert body["score_floor"] == pytest.approx(floor, abs=1e-4)
-        best = body["results"][0]["score"]
+        best = max(r["similarity"] for r in body["results"])
         assert body["below_floor"] == (best < floor)
         found[query] = body["below_floor"]
         text = runner.invoke(app, ["search", str(small_world["index"]), query]).stdout

@@ -38,7 +38,10 @@ def search_command(
     result = engine.search(query, k, normalize)
     if as_json:
         roots = engine.index.info.get("files") or {}
-        rows = [hit_record(h.rank, h.score, h.video, roots, local=True) for h in result.hits]
+        rows = [
+            hit_record(h.rank, h.score, h.video, roots, local=True, similarity=h.similarity)
+            for h in result.hits
+        ]
         body = {
             "query": result.query,
             "normalization": result.normalization,
@@ -53,8 +56,9 @@ def search_command(
         shown = ", ".join(f"{name} {weight:.2f}" for name, weight in result.concepts)
         typer.echo(f"zero-shot: the query as ImageNet concepts: {shown or 'none'}")
     if result.below_floor:
+        best = max((h.similarity for h in result.hits), default=float("nan"))
         typer.echo(
-            f"no good match: the best video scores {result.hits[0].score:.3f}, below the "
+            f"no good match: the best similarity is {best:.3f}, below the "
             f"index's floor of {result.floor:.3f} (95% of the model's training captions find "
             "a better best match here); the closest:"
         )
@@ -62,4 +66,5 @@ def search_command(
         where = hit.video.get("path") or hit.video.get("url") or ""
         span = hit.video.get("segment")
         at = f"  {span[0]:.1f}-{span[1]:.1f} s" if span else ""
-        typer.echo(f"{hit.rank:>3}  {hit.score:+.4f}  {hit.video_id}{at}  {where}")
+        raw = f" (similarity {hit.similarity:+.4f})" if hit.similarity != hit.score else ""
+        typer.echo(f"{hit.rank:>3}  {hit.score:+.4f}{raw}  {hit.video_id}{at}  {where}")

@@ -31,8 +31,15 @@ SEARCH_NORMALIZATIONS = ("none", "dual_softmax", "qbnorm")
 @dataclass
 class Hit:
     rank: int  # 1 = best
-    score: float  # the model's similarity, in [-1, 1]
+    # what the hits are ordered by: the model's similarity, or with test-time
+    # normalization the normalized score
+    score: float
     video: dict[str, Any]  # the index's metadata of the video (video_id, path, ...)
+    similarity: float | None = None  # the model's similarity in [-1, 1]; None: `score`
+
+    def __post_init__(self) -> None:
+        if self.similarity is None:
+            self.similarity = self.score
 
     @property
     def video_id(self) -> str:
@@ -54,7 +61,8 @@ class SearchResult:
     def below_floor(self) -> bool:
         """The best hit scores below the index's floor: a weaker best match than 95% of the
         model's training captions find in this collection."""
-        return self.floor is not None and (not self.hits or self.hits[0].score < self.floor)
+        best = max((h.similarity for h in self.hits if h.similarity is not None), default=None)
+        return self.floor is not None and (best is None or best < self.floor)
 
 
 @dataclass(frozen=True)
@@ -145,17 +153,20 @@ class SearchEngine:
         results = []
         for i, r in enumerate(requests):
             t2 = time.perf_counter()
-            scores, ids = self._rank(embedded, i, *found[i], r)
+            scores, sims, ids = self._rank(embedded, i, *found[i], r)
             if self.segmented:  # a video's neighbouring windows: one moment
-                ranked = merge_hits(scores, ids, self.index.videos, min(r.k, self.size))
+                moments = merge_hits(sims, ids, self.index.videos, min(r.k, self.size))
                 if self.refiner is not None:
-                    ranked = self.refiner.refine(r.query, ranked)
+                    moments = self.refiner.refine(r.query, moments)
+                ranked = [(s, s, v) for s, v in moments]  # (no normalization on segments)
             else:
-                ranked = [
-                    (float(s), self.index.videos[int(v)]) for s, v in zip(scores, ids, strict=True)
-                ]
+                videos = [self.index.videos[int(v)] for v in ids]
+                ranked = list(zip(scores.tolist(), sims.tolist(), videos, strict=True))
             rank_s = time.perf_counter() - t2
-            hits = [Hit(rank=n + 1, score=s, video=v) for n, (s, v) in enumerate(ranked)]
+            hits = [
+                Hit(rank=n + 1, score=float(s), video=v, similarity=float(m))
+                for n, (s, m, v) in enumerate(ranked)
+            ]
             results.append(
                 SearchResult(
                     r.query,
@@ -190,8 +201,9 @@ class SearchEngine:
 
     def _rank(
         self, embedded: Embeddings, row: int, scores: np.ndarray, ids: np.ndarray, r: SearchRequest
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Request `row`'s top k from FAISS's candidates."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Request `row`'s top k from FAISS's candidates: the scores they are ordered by,
+        their similarities (the same without normalization) and their ids."""
         keep = ids >= 0  # FAISS pads with -1 when it finds fewer
         scores, ids = scores[keep], ids[keep]
         experts = self.index.experts
@@ -201,13 +213,15 @@ class SearchEngine:
             scores = similarity(query, candidates)[0].numpy()
             order = np.argsort(-scores, kind="stable")
             scores, ids = scores[order], ids[order]
+        order_by = scores
         if r.normalize != "none" and len(ids):
-            order = np.argsort(-self.index.bank.rescore(scores, ids, r.normalize), kind="stable")
-            scores, ids = scores[order], ids[order]
+            normalized = self.index.bank.rescore(scores, ids, r.normalize)
+            order = np.argsort(-normalized, kind="stable")
+            order_by, scores, ids = normalized[order], scores[order], ids[order]
         if self.segmented:
-            return scores, ids  # merged into moments, then cut to k (`merge_hits`)
+            return order_by, scores, ids  # merged into moments, then cut to k (`merge_hits`)
         k = min(r.k, self.size)
-        return scores[:k], ids[:k]
+        return order_by[:k], scores[:k], ids[:k]
 
     def _embed(self, queries: list[str]) -> Embeddings:
         """The queries' embeddings, from the cache where it has them; the others encoded

@@ -2,7 +2,9 @@
 
 | field | meaning |
 | --- | --- |
-| `rank`, `score` | 1 = best; the model's similarity |
+| `rank`, `score` | 1 = best; what the hits are ordered by (the normalized score with |
+| | `normalize`, else the similarity) |
+| `similarity` | the model's similarity, in [-1, 1] |
 | `video_id` | the video's id |
 | `caption` | a caption of the video (of the moment, on a segment index), when known |
 | `file_name` | the video file's name, relative to its folder |
@@ -34,13 +36,19 @@ SERVED = {"path": ("videos", video_file), "thumbnail": ("thumbnails", thumbnail_
 
 
 def hit_record(
-    rank: int, score: float, meta: dict[str, Any], roots: dict[str, str], local: bool = False
+    rank: int,
+    score: float,
+    meta: dict[str, Any],
+    roots: dict[str, str],
+    local: bool = False,
+    similarity: float | None = None,
 ) -> dict[str, Any]:
     """The hit's fields (module doc); `local`: links as file:// URLs (the CLI), else as
     the server's paths."""
     return {
         "rank": rank,
         "score": round(score, 4),
+        "similarity": round(score if similarity is None else similarity, 4),
         **card(meta, roots, local),
         **span(meta),
         "metadata": rounded(public_metadata(meta)),

@@ -55,7 +55,8 @@ class VideoResult(BaseModel):
     """One hit; the same fields as `vidret search --json` (`vidret.search.hits`)."""
 
     rank: int
-    score: float
+    score: float  # what the hits are ordered by
+    similarity: float  # the model's similarity (== score without normalization)
     video_id: str
     caption: str | None = None  # one of the video's captions, when the dataset has them
     file_name: str | None = None  # the video file's name, when there is one
@@ -179,7 +180,8 @@ def create_app(
             if result.concepts is None
             else {name: round(w, 4) for name, w in result.concepts},
             results=[
-                VideoResult(**hit_record(h.rank, h.score, h.video, roots)) for h in result.hits
+                VideoResult(**hit_record(h.rank, h.score, h.video, roots, similarity=h.similarity))
+                for h in result.hits
             ],
         )
 
