@@ -89,3 +89,21 @@ def test_caption_is_netvlad_of_its_words_then_gated_units_with_batch_norm() -> N
     torch.testing.assert_close(out.vectors, again.vectors)
     torch.testing.assert_close(out.weights.sum(-1), torch.ones(3))
     assert all(isinstance(u.gate.norm, torch.nn.BatchNorm1d) for u in m.text_units)
+
+
+def test_a_missing_expert_enters_reduce_dim_as_zeros() -> None:
+    """CE's `drop_nans` sets a missing expert's features to 0 before ReduceDim (fc, then
+    F.normalize), so what its reasoning unit and batch norm see is normalize(bias), not a
+    zero vector (which shifts the batch-norm statistics)."""
+    m, b = model(), batch()
+    seen: dict[str, torch.Tensor] = {}
+    for name in ("audio", "face"):
+        m.reason_fc[name].register_forward_hook(
+            lambda module, inputs, output, name=name: seen.__setitem__(name, inputs[0])
+        )
+    m.encode_video(b)
+    for name in ("audio", "face"):
+        missing = b.lengths[name] == 0
+        expected = torch.nn.functional.normalize(m.reduce[name].bias, dim=0)
+        assert torch.allclose(seen[name][missing], expected.expand(int(missing.sum()), -1))
+        assert not torch.allclose(seen[name][~missing][0], expected)

@@ -5,7 +5,8 @@
 Point by point (docs/models.md has the table of what matches and what differs):
 - each expert is first aggregated over time: NetVLAD for the variable-length experts
   (`model.vlad_experts`, CE's audio, speech and OCR), the mean of its frames otherwise
-  (CE's `temporal: avg`); a missing expert is zeros and marked unavailable;
+  (CE's `temporal: avg`); a missing expert's input is zeros (CE's `drop_nans`), so after
+  ReduceDim it is normalize(bias), and it is marked unavailable;
 - ReduceDim: a linear map to d, then L2 normalisation;
 - collaborative gating: for expert i, the message g([x_i, x_j]) of every pair with j
   available, **itself included**, averaged over the available pairs; g is a linear map
@@ -64,12 +65,15 @@ class PublishedCE(Backbone):
     def encode_video(self, video: VideoBatch) -> Embeddings:
         present = self.presence(video)  # [B, E]
         x = []
-        for name in self.expert_names:
+        for k, name in enumerate(self.expert_names):
             feats, lengths = video.features[name], video.lengths[name]
             mask = frame_mask(lengths, feats.shape[1])
             pooled = self.vlad[name](feats, mask) if name in self.vlad else masked_mean(feats, mask)
+            # CE zeroes a missing expert's input (`drop_nans`), so after ReduceDim it is
+            # normalize(bias), not zeros: what the batch norms downstream see for it
+            pooled = pooled * present[:, k : k + 1]
             x.append(normalize(self.reduce[name](pooled)))
-        x = torch.stack(x, dim=1) * present[..., None]  # missing experts are zeros
+        x = torch.stack(x, dim=1)
         B, E, d = x.shape
         pairs = torch.cat([x[:, :, None].expand(B, E, E, d), x[:, None].expand(B, E, E, d)], -1)
         messages = self.message(pairs.reshape(B * E * E, 2 * d)).reshape(B, E, E, d)
