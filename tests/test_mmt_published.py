@@ -10,7 +10,7 @@ import torch
 
 from vidret.config import ModelConfig
 from vidret.models.base import ModelSignature
-from vidret.models.mmt_published import POSITIONS, PublishedMMT, _positions
+from vidret.models.mmt_published import PublishedMMT, _positions
 from vidret.models.registry import build_backbone
 from vidret.models.types import VideoBatch
 
@@ -81,10 +81,13 @@ def test_positions_follow_mmt_times() -> None:
     """Loader: features_t + 2 (temporal window 1, clip from 0); model: clamp to
     [0, max_position_embeddings - 1] then .long(); frames without a time are 1."""
     times = torch.tensor([[0.1, 1.7, float("nan"), 40.0]])
-    ids = _positions(times, torch.arange(4)[None], 1, torch.device("cpu"))
-    assert ids.tolist() == [[2, 3, 1, POSITIONS - 1]]
-    ordered = _positions(None, torch.arange(4)[None], 1, torch.device("cpu"))
+    ids = _positions(times, torch.arange(4)[None], 32)  # MMT's MSR-VTT configs
+    assert ids.tolist() == [[2, 3, 1, 31]]
+    assert _positions(times, torch.arange(4)[None], 102).tolist() == [[2, 3, 1, 42]]  # ActivityNet
+    ordered = _positions(None, torch.arange(4)[None], 32)
     assert ordered.tolist() == [[1, 2, 3, 4]]  # `ordr` when the data has no times
+    wide = ModelConfig(backbone="mmt", hidden_dim=16, embed_dim=16, heads=2, positions=102)
+    assert build_backbone(wide, SIG).position.num_embeddings == 102
     m = model()
     assert not torch.allclose(
         m.encode_video(batch(times=True)).vectors, m.encode_video(batch()).vectors

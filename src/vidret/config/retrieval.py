@@ -58,6 +58,9 @@ class ModelConfig(ConfigSection):
     heads: int = Field(4, ge=1)  # mmt: attention heads
     # mmt, prota, visern, amenet: frames per expert fed to the model (evenly spaced)
     max_frames: int = Field(32, ge=1)
+    # mmt published: position embeddings (MMT's max_position_embeddings: 32 for MSR-VTT
+    # and LSMDC, 102 for ActivityNet, whose configs also keep 100 features and 100 words)
+    positions: int = Field(32, ge=3)
     # prota: partial aggregation slots per space, the low space's width (None: a quarter of
     # embed_dim), the samples drawn from each token distribution in training
     slots: int = Field(4, ge=1)

@@ -8,7 +8,8 @@ Point by point (docs/models.md has the table of what matches and what differs):
 - embeddings are feature + position + token type (0 for [CLS], k + 1 for expert k),
   LayerNorm (eps 1e-12), dropout: BERT's embedding layer;
 - positions (`pos_enc: tint`): 0 for [CLS] and [AGG]; a frame with a time t gets
-  clamp(t + 2, 0, P - 1) as MMT's loader and model compute it (P = 32 positions); a frame
+  clamp(t + 2, 0, P - 1) as MMT's loader and model compute it (P = `model.positions`: MMT's
+  max_position_embeddings, 32 in its MSR-VTT and LSMDC configs, 102 for ActivityNet); a frame
   without a time (face, speech, ocr) gets 1, "unknown"; data without times at all get
   the frame's order, k + 1 (`pos_enc: ordr`);
 - post-norm transformer layers with GELU and a wide feed-forward (3,072 at d = 512);
@@ -30,7 +31,6 @@ from vidret.models.layers import frame_mask, masked_max, normalize
 from vidret.models.mmt import sample_frames
 from vidret.models.types import Embeddings, TextFeatures, VideoBatch
 
-POSITIONS = 32  # MMT's max_position_embeddings
 CLS, UNKNOWN_TIME, FIRST_TIME = 0, 1, 2  # position ids as MMT assigns them
 
 
@@ -40,7 +40,7 @@ class PublishedMMT(Backbone):
         d = cfg.hidden_dim
         self.reduce = nn.ModuleDict({e: nn.Linear(dim, d) for e, dim in signature.experts.items()})
         self.token_type = nn.Embedding(len(signature.experts) + 1, d)
-        self.position = nn.Embedding(POSITIONS, d)
+        self.position = nn.Embedding(cfg.positions, d)
         self.embedding_norm = nn.LayerNorm(d, eps=1e-12)
         self.embedding_dropout = nn.Dropout(cfg.dropout)
         layer = nn.TransformerEncoderLayer(
@@ -81,7 +81,9 @@ class PublishedMMT(Backbone):
             types.append(torch.full((B, n), k + 1, dtype=torch.long, device=device))
             positions += [
                 torch.full((B, 1), CLS, dtype=torch.long, device=device),
-                _positions(video.times.get(name) if video.times else None, index, B, device),
+                _positions(
+                    video.times.get(name) if video.times else None, index, self.cfg.positions
+                ),
             ]
             valid += [(lengths > 0)[:, None], kept]
         x = torch.cat(features, 1) + self.token_type(torch.cat(types, 1))
@@ -102,12 +104,12 @@ def _frame_index(lengths: Tensor, kept: int) -> Tensor:
     return (k * lengths[:, None]) // take
 
 
-def _positions(times: Tensor | None, index: Tensor, B: int, device: torch.device) -> Tensor:
+def _positions(times: Tensor | None, index: Tensor, positions: int) -> Tensor:
     """Position ids of the kept frames: from their times (MMT's `tint`), else their order."""
     if times is None:
-        return (index + 1).clamp(max=POSITIONS - 1)  # `ordr`: frame order + 1
+        return (index + 1).clamp(max=positions - 1)  # `ordr`: frame order + 1
     t = torch.gather(times, 1, index.clamp(max=times.shape[1] - 1))
-    ids = (t + FIRST_TIME).clamp(0, POSITIONS - 1)
+    ids = (t + FIRST_TIME).clamp(0, positions - 1)
     return torch.where(torch.isnan(t), UNKNOWN_TIME, ids.nan_to_num(UNKNOWN_TIME).long())
 
 
