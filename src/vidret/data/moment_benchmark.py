@@ -72,8 +72,8 @@ def build_moment_dataset(
         sizes = ", ".join(f"{len(parts.get(p, []))} {p}" for p in SPLIT_PARTS)
         raise VidretError(
             f"{src}: its {source.num_videos} videos split into {sizes} clips, too few for a "
-            f"long video (2 clips at least) in {', '.join(empty)}; use a source with more "
-            "videos (about 24 for --clips 2)"
+            f"long video (2 clips at least) in {', '.join(empty)}; use a source of at least "
+            "16 videos (the default split's val and test parts are an eighth each)"
         )
     long_videos = [(part, g) for part in SPLIT_PARTS for g in groups[part]]
 
