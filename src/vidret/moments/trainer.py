@@ -25,7 +25,7 @@ from vidret.losses.moment import moment_loss
 from vidret.models.cdnet import CDNet
 from vidret.moments.data import MomentData
 from vidret.moments.localize import predict_spans
-from vidret.progress import note, progress_bar
+from vidret.progress import progress_bar
 from vidret.runs import folder as run_files
 from vidret.runs.checkpoint import (
     load_checkpoint,
@@ -34,7 +34,7 @@ from vidret.runs.checkpoint import (
     save_checkpoint,
     seed_everything,
 )
-from vidret.runs.logger import RunLogger
+from vidret.runs.logger import RunLogger, say_early_stop, say_epoch
 from vidret.version import code_version
 
 
@@ -166,22 +166,17 @@ def _epoch(
 
 
 def _say_epoch(cfg: MomentRunConfig, record: dict[str, Any], state: dict[str, Any]) -> None:
-    """One line per epoch, as retrieval training writes it: loss, the validation metric
-    with the best so far, the other moment metrics, and the epoch's time."""
-    line = f"epoch {record['epoch']}/{cfg.train.epochs}  loss {record['train']['loss']:.4f}"
+    """As retrieval training says an epoch, with the other moment metrics beside."""
     val = record.get("val", {})
     metric = cfg.train.val_metric
+    validation, extra = None, ""
     if metric in val:
-        line += f"  val {metric} {val[metric]:.2f}  (best {state['best']:.2f} at epoch "
-        line += f"{state['best_epoch']})"
-        line += "".join(f"  {k} {val[k]:.2f}" for k in ("R1@0.7", "mIoU") if k != metric)
-    note(line + f"  {record['epoch_time_s']:.1f} s")
+        validation = (metric, val[metric], state["best"], state["best_epoch"])
+        extra = "".join(f"  {k} {val[k]:.2f}" for k in ("R1@0.7", "mIoU") if k != metric)
+    say_epoch(record["epoch"], cfg.train.epochs, record["train"]["loss"],
+              record["epoch_time_s"], validation, extra)  # fmt: skip
     if state.get("stopped"):
-        note(
-            f"stopping early: validation {metric} has not improved for {state['stale']} "
-            f"epochs (train.patience={cfg.train.patience}); testing the best epoch, "
-            f"{state['best_epoch']}"
-        )
+        say_early_stop(metric, state["stale"], cfg.train.patience, state["best_epoch"])
 
 
 def evaluate_moments(model: CDNet, data: MomentData, indices: np.ndarray) -> dict[str, float]:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from vidret.json_output import dumps
+from vidret.progress import note
 
 
 class RunLogger:
@@ -59,3 +60,27 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[key] = v
     return out
+
+
+def say_epoch(
+    epoch: int,
+    epochs: int,
+    loss: float,
+    seconds: float,
+    validation: tuple[str, float, float, int] | None = None,
+    extra: str = "",
+) -> None:
+    """One line per epoch, the same for every trainer (a log file gets these instead of
+    progress bars): loss, then `validation` = (metric, value, best so far, its epoch)."""
+    line = f"epoch {epoch}/{epochs}  loss {loss:.4f}"
+    if validation is not None:
+        metric, value, best, best_epoch = validation
+        line += f"  val {metric} {value:.2f}  (best {best:.2f} at epoch {best_epoch})"
+    note(line + extra + f"  {seconds:.1f} s")
+
+
+def say_early_stop(metric: str, stale: int, patience: int | None, best_epoch: int) -> None:
+    note(
+        f"stopping early: validation {metric} has not improved for {stale} epochs "
+        f"(train.patience={patience}); testing the best epoch, {best_epoch}"
+    )

@@ -32,7 +32,7 @@ from vidret.losses.relevance import relevance_vectors, video_caption_index
 from vidret.models.base import ModelSignature
 from vidret.models.registry import check_backbone, reads_regions
 from vidret.models.retrieval import build_model
-from vidret.progress import note, progress_bar
+from vidret.progress import progress_bar
 from vidret.runs import folder as run_files
 from vidret.runs.checkpoint import (
     load_checkpoint,
@@ -41,7 +41,7 @@ from vidret.runs.checkpoint import (
     save_checkpoint,
     seed_everything,
 )
-from vidret.runs.logger import RunLogger
+from vidret.runs.logger import RunLogger, say_early_stop, say_epoch
 from vidret.train.distributed import ProcessGroup, destroy_process_group, init_process_group
 from vidret.train.sampler import EpochBatches
 from vidret.train.schedule import build_scheduler
@@ -341,23 +341,16 @@ class _Trainer:
         return state["stopped"]
 
     def _say_epoch(self, record: dict[str, Any], state: dict[str, Any], stop: bool) -> None:
-        """One line per epoch (a log file gets these instead of progress bars)."""
-        cfg = self.cfg
-        line = f"epoch {record['epoch']}/{cfg.train.epochs}  loss {record['train']['loss']:.4f}"
+        train = self.cfg.train
+        validation = None
         if "val" in record:
-            value = metric_value(record["val"], cfg.train.val_metric)
-            best = abs(state["best"])  # metric_value negates lower-is-better metrics
-            line += (
-                f"  val {cfg.train.val_metric} {abs(value):.2f}"
-                f"  (best {best:.2f} at epoch {state['best_epoch']})"
-            )
-        note(line + f"  {record['epoch_time_s']:.1f} s")
+            value = metric_value(record["val"], train.val_metric)
+            # metric_value negates lower-is-better metrics
+            validation = (train.val_metric, abs(value), abs(state["best"]), state["best_epoch"])
+        say_epoch(record["epoch"], train.epochs, record["train"]["loss"],
+                  record["epoch_time_s"], validation)  # fmt: skip
         if stop:
-            note(
-                f"stopping early: validation {cfg.train.val_metric} has not improved for "
-                f"{state['stale']} epochs (train.patience={cfg.train.patience}); "
-                f"testing the best epoch, {state['best_epoch']}"
-            )
+            say_early_stop(train.val_metric, state["stale"], train.patience, state["best_epoch"])
 
     def _final_test(self, model, state) -> dict[str, Any]:
         best = load_checkpoint(self.run_dir / run_files.BEST)
