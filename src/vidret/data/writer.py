@@ -27,7 +27,6 @@ from vidret.data.format import (
     SPLITS_DIR,
     VIDEOS_FILE,
     lengths_file,
-    region_mask_file,
     regions_file,
     times_file,
     video_id_problem,
@@ -72,36 +71,20 @@ class DatasetWriter:
     def expert_in_place(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.memmap:
         """`<name>.npy` as a writable memory map, for arrays larger than memory; the caller
         fills it and flushes it (the folder appears only when complete)."""
-        return np.lib.format.open_memmap(
-            self.folder / f"{name}.npy", mode="w+", dtype=dtype, shape=shape
-        )
+        return _memmap(self.folder / f"{name}.npy", shape, dtype)
 
     def regions_in_place(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.memmap:
         """Expert `name`'s `<name>.regions.npy` as a writable memory map (see above)."""
-        return np.lib.format.open_memmap(
-            regions_file(self.folder, name), mode="w+", dtype=dtype, shape=shape
-        )
+        return _memmap(regions_file(self.folder, name), shape, dtype)
 
     def companions(
-        self,
-        name: str,
-        lengths: np.ndarray | None = None,
-        times: np.ndarray | None = None,
-        regions: np.ndarray | None = None,
-        region_mask: np.ndarray | None = None,
+        self, name: str, lengths: np.ndarray | None = None, times: np.ndarray | None = None
     ) -> None:
-        """The companion files of expert `name` (its lengths, frame times, regions)."""
-        for path, array in (
-            (lengths_file(self.folder, name), lengths),
-            (times_file(self.folder, name), times),
-            (regions_file(self.folder, name), regions),
-            (region_mask_file(self.folder, name), region_mask),
-        ):
-            if array is not None:
-                save_npy_atomic(
-                    path,
-                    np.asarray(array, np.int64) if path.name.endswith(".lengths.npy") else array,
-                )
+        """Expert `name`'s lengths ([videos] int64) and frame times, where given."""
+        if lengths is not None:
+            save_npy_atomic(lengths_file(self.folder, name), np.asarray(lengths, np.int64))
+        if times is not None:
+            save_npy_atomic(times_file(self.folder, name), times)
 
     def caption_features_folder(self) -> Path:
         """caption_features/, for caption-side arrays (one row per caption)."""
@@ -123,3 +106,7 @@ def dataset_folder(path: Path | str, overwrite: bool = False) -> Iterator[Datase
     """A `DatasetWriter` whose folder replaces `path` when the block ends without error."""
     with atomic_directory(path, overwrite=overwrite) as tmp:
         yield DatasetWriter(tmp)
+
+
+def _memmap(path: Path, shape: tuple[int, ...], dtype: Any) -> np.memmap:
+    return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
