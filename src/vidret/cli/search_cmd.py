@@ -39,7 +39,7 @@ def search_command(
     if as_json:
         roots = engine.index.info.get("files") or {}
         rows = [
-            hit_record(h.rank, h.score, h.video, roots, local=True, similarity=h.similarity)
+            hit_record(h.rank, h.score, h.similarity, h.video, roots, local=True)
             for h in result.hits
         ]
         body = {
@@ -56,7 +56,8 @@ def search_command(
         shown = ", ".join(f"{name} {weight:.2f}" for name, weight in result.concepts)
         typer.echo(f"zero-shot: the query as ImageNet concepts: {shown or 'none'}")
     if result.below_floor:
-        best = max((h.similarity for h in result.hits), default=float("nan"))
+        best = result.best_similarity
+        best = float("nan") if best is None else best  # an empty index: nothing to show
         typer.echo(
             f"no good match: the best similarity is {best:.3f}, below the "
             f"index's floor of {result.floor:.3f} (95% of the model's training captions find "

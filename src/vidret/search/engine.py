@@ -35,11 +35,7 @@ class Hit:
     # normalization the normalized score
     score: float
     video: dict[str, Any]  # the index's metadata of the video (video_id, path, ...)
-    similarity: float | None = None  # the model's similarity in [-1, 1]; None: `score`
-
-    def __post_init__(self) -> None:
-        if self.similarity is None:
-            self.similarity = self.score
+    similarity: float  # the model's similarity in [-1, 1] (== score without normalization)
 
     @property
     def video_id(self) -> str:
@@ -61,8 +57,13 @@ class SearchResult:
     def below_floor(self) -> bool:
         """The best hit scores below the index's floor: a weaker best match than 95% of the
         model's training captions find in this collection."""
-        best = max((h.similarity for h in self.hits if h.similarity is not None), default=None)
+        best = self.best_similarity
         return self.floor is not None and (best is None or best < self.floor)
+
+    @property
+    def best_similarity(self) -> float | None:
+        """The highest model similarity among the hits (None without hits)."""
+        return max((h.similarity for h in self.hits), default=None)
 
 
 @dataclass(frozen=True)

@@ -38,17 +38,17 @@ SERVED = {"path": ("videos", video_file), "thumbnail": ("thumbnails", thumbnail_
 def hit_record(
     rank: int,
     score: float,
+    similarity: float,
     meta: dict[str, Any],
     roots: dict[str, str],
     local: bool = False,
-    similarity: float | None = None,
 ) -> dict[str, Any]:
     """The hit's fields (module doc); `local`: links as file:// URLs (the CLI), else as
     the server's paths."""
     return {
         "rank": rank,
         "score": round(score, 4),
-        "similarity": round(score if similarity is None else similarity, 4),
+        "similarity": round(similarity, 4),
         **card(meta, roots, local),
         **span(meta),
         "metadata": rounded(public_metadata(meta)),

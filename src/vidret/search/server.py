@@ -180,7 +180,7 @@ def create_app(
             if result.concepts is None
             else {name: round(w, 4) for name, w in result.concepts},
             results=[
-                VideoResult(**hit_record(h.rank, h.score, h.video, roots, similarity=h.similarity))
+                VideoResult(**hit_record(h.rank, h.score, h.similarity, h.video, roots))
                 for h in result.hits
             ],
         )
