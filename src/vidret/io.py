@@ -15,14 +15,14 @@ from typing import IO, Any
 
 import numpy as np
 
+from vidret.errors import VidretError
 from vidret.json_output import rounded
+from vidret.locking import folder_lock, remove_stale_temporaries
 
 
 def require_folder_or_nothing(path: Path, what: str = "--out") -> None:
     """A folder to be written may exist only as a folder: say so when it is a file."""
     if path.exists() and not path.is_dir():
-        from vidret.errors import VidretError
-
         raise VidretError(f"{what} {path}: a file, not a folder; choose a folder to write")
 
 
@@ -97,9 +97,6 @@ def atomic_directory(path: Path | str, overwrite: bool = False) -> Iterator[Path
     atomic exchange: at no moment does `path` hold nothing. The folder's lock is held
     throughout (waiting for another writer), and what killed writers left is removed.
     """
-    from vidret.errors import VidretError
-    from vidret.locking import folder_lock, remove_stale_temporaries
-
     path = Path(path)
     if path.exists() and not overwrite:
         raise VidretError(f"{path} already exists; choose another folder or pass --overwrite.")
