@@ -1,0 +1,64 @@
+"""Add one experiment's rows to another's table, when both ran the same protocol.
+
+A variant that one experiment already ran (same data, split, seeds and settings) need not
+be trained again to stand in another experiment's table: its runs are copied from the
+source results.json into the target's, with the source named in the variant's definition,
+and results.md is written again, paired tests included (pairs are by seed).
+
+    python benchmarks/merge_rows.py docs/results/objectives/results.json \
+        docs/results/seed-models --variant "ce, InfoNCE" \
+        --compare-to "meanpool, InfoNCE" "mmt, InfoNCE" "amenet, InfoNCE"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from vidret.experiments.results import results_table
+from vidret.io import atomic_open, write_json_atomic
+
+
+def merge_rows(source: Path, target: Path, variant: str, compare_to: list[str]) -> None:
+    src = json.loads(source.read_text())
+    dst = json.loads((target / "results.json").read_text())
+    runs = [r for r in src["runs"] if r["variant"] == variant]
+    if not runs:
+        raise SystemExit(f"{source}: no runs of variant {variant!r} (it has {src['variants']})")
+    if src["data"] != dst["data"] or src.get("folds") != dst.get("folds"):
+        raise SystemExit(f"{source} and {target}: other data or folds; rows would not compare")
+    missing = sorted(set(dst["seeds"]) - {r["seed"] for r in runs})
+    if missing:
+        raise SystemExit(f"{source}: {variant!r} has no runs for seeds {missing}")
+    unknown = [c for c in compare_to if c not in dst["variants"]]
+    if unknown:
+        raise SystemExit(f"{target}: no variant {unknown[0]!r} to compare with")
+    dst["runs"] = [r for r in dst["runs"] if r["variant"] != variant] + runs
+    if variant not in dst["variants"]:
+        dst["variants"].append(variant)
+    dst.setdefault("compare_to", {})[variant] = compare_to or [dst["variants"][0]]
+    definition = (src.get("definitions") or {}).get(variant)
+    if definition is not None:
+        dst.setdefault("definitions", {})[variant] = {
+            **definition,
+            "set": {**definition["set"], "(runs from)": str(source)},
+        }
+    write_json_atomic(target / "results.json", dst)
+    with atomic_open(target / "results.md") as f:
+        f.write(results_table(dst))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("source", type=Path, help="results.json holding the variant's runs")
+    parser.add_argument("target", type=Path, help="experiment results folder to add it to")
+    parser.add_argument("--variant", required=True)
+    parser.add_argument("--compare-to", nargs="*", default=[])
+    args = parser.parse_args()
+    merge_rows(args.source, args.target, args.variant, args.compare_to)
+    print(f"{args.target / 'results.md'}: {args.variant!r} added")
+
+
+if __name__ == "__main__":
+    main()
