@@ -63,8 +63,14 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         # The starting temperature is pinned: this toy model (6 scenes, its training captions
         # as queries against new clips) is sized for 0.05, not for the temperature the shipped
         # config carries for msrvtt-1k, where the weak-match floor then rejects the new clips.
-        [*TINY, "data.split=all", "train.epochs=40", "train.batch_size=6", "train.patience=100",
-         "loss.temperature=0.05"],  # fmt: skip
+        [
+            *TINY,
+            "data.split=all",
+            "train.epochs=40",
+            "train.batch_size=6",
+            "train.patience=100",
+            "loss.temperature=0.05",
+        ],
     )
     train(cfg, run, train_data, progress=False)
 
