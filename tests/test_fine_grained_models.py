@@ -92,6 +92,22 @@ def test_random_walk_step_by_hand() -> None:
     torch.set_grad_enabled(True)
 
 
+@pytest.mark.parametrize("regions", [False, True])
+def test_visern_graph_is_inert_with_one_region_a_frame(regions: bool) -> None:
+    """What the msrvtt-1k rows measure (issue 27): with one region a frame the walk has one
+    vertex, so the affinity weights (phi, psi) change nothing; with several they do."""
+    model = _model("visern", regions, restart=0.2)
+    with torch.no_grad():
+        before = model.encode_video(_video(regions)).vectors
+        for step in model.modules():
+            if isinstance(step, RandomWalkGraphConvolution):
+                for layer in (step.phi, step.psi):
+                    layer.weight.normal_(0.0, 3.0)
+        after = model.encode_video(_video(regions)).vectors
+    change = float((after - before).abs().max())
+    assert (change > 1e-3) if regions else (change == 0.0), change
+
+
 def test_relation_pairs_by_hand() -> None:
     """Two regions a frame: pairs (0,1), (1,0) within frame t and the 4 pairs (i of t, j of
     t + 1); the last frame has only its within pairs; a masked region is in no pair."""
