@@ -18,6 +18,20 @@ if TYPE_CHECKING:
 
 def eval_command(
     run: Annotated[Path | None, typer.Option(help="a trained run folder")] = None,
+    runs: Annotated[
+        str | None,
+        typer.Option(
+            help="fuse trained runs of one dataset and split: RUN1,RUN2,... (each "
+            "standardized on its validation split, weights from --weights)"
+        ),
+    ] = None,
+    weights: Annotated[
+        str,
+        typer.Option(
+            help="with --runs: 'auto' (the best validation Rsum on a 0.1 grid) or "
+            "w1,w2,... one per run"
+        ),
+    ] = "auto",
     data: Annotated[
         Path | None,
         typer.Option(
@@ -75,8 +89,14 @@ def eval_command(
     from vidret.eval.table import format_metrics, format_moment_metrics
     from vidret.json_output import dumps
 
+    if runs is not None:
+        if run is not None or sims is not None or data is not None or save_sims is not None:
+            raise VidretError("--runs scores the runs' own split: leave out --run, --sims, "
+                              "--data and --save-sims")  # fmt: skip
+        _eval_fusion(runs, weights, split or "test", normalize, as_json, r50)
+        return
     if (run is None) == (sims is None):
-        raise VidretError("give either --run RUN_DIR or --sims FILE")
+        raise VidretError("give either --run RUN_DIR, --runs RUN1,RUN2 or --sims FILE")
     if run is not None and _is_moment_run(run):  # CDNet: where in each video, no ranking
         metrics = _cdnet_metrics(run, data, split)
         shown = format_moment_metrics(metrics["moments"])
@@ -105,6 +125,28 @@ def eval_command(
         raise VidretError(f"{sims}: {e}") from e
     if run is not None:
         metrics.update(_moment_metrics(run, data, split))
+    typer.echo(dumps(metrics, indent=2) if as_json else format_metrics(metrics))
+
+
+def _eval_fusion(
+    runs: str, weights: str, split: str, normalize: str, as_json: bool, r50: bool
+) -> None:
+    """`--runs`: the fused matrix's metrics on the runs' `split`, with the fusion's weights."""
+    from vidret.eval.fusion import fuse_runs, parse_weights
+    from vidret.eval.metrics import retrieval_metrics
+    from vidret.eval.table import format_metrics
+    from vidret.json_output import dumps
+
+    if normalize != "none":
+        raise VidretError("--runs: test-time normalization of a fusion is not supported yet")
+    if split not in ("val", "test"):
+        raise VidretError(f"--runs --split {split!r}: fusion scores the runs' val or test part")
+    folders = [Path(r) for r in runs.split(",") if r.strip()]
+    fusion, S, c2v = fuse_runs(folders, parse_weights(weights, len(folders)), split)
+    metrics = retrieval_metrics(S, c2v, (50,) if r50 else ())
+    metrics["fusion"] = fusion.describe()
+    shown = ", ".join(f"{w:.2f} x {r}" for w, r in zip(fusion.weights, fusion.runs, strict=True))
+    typer.echo(f"fused split '{split}': {shown} (weights {fusion.chosen_on})", err=True)
     typer.echo(dumps(metrics, indent=2) if as_json else format_metrics(metrics))
 
 
