@@ -305,3 +305,46 @@ def test_one_seed_with_folds_spreads_and_pairs_over_folds() -> None:
     assert "+5.0 (p = 0.013, n = 3)" in table  # paired fold by fold: 5, 6, 4
     results["seeds"] = [0, 1]  # several seeds: folds are averaged into each seed's number
     assert "mean over 3 folds, then mean +- std over seeds" in results_table(results, "val")
+
+
+def test_fusion_row_fuses_each_seeds_runs(tmp_path: Path, demo_dir: Path) -> None:
+    """A `fuse:` row trains nothing: each seed's runs of the named variants are fused with
+    weights chosen on that seed's validation split, tested against its first member."""
+    from vidret.eval.fusion import fuse_runs
+    from vidret.eval.metrics import retrieval_metrics
+    from vidret.experiments.spec import load_experiment
+
+    path = write_experiment(tmp_path, demo_dir)
+    spec = yaml.safe_load(path.read_text())
+    spec["variants"].append({"name": "fused", "fuse": ["hard margin", "InfoNCE"],
+                             "compare_to": "InfoNCE"})  # fmt: skip
+    path.write_text(yaml.safe_dump(spec))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["experiment", str(path), "--out", str(out), "--jobs", "2"],
+                                catch_exceptions=False)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    fused = [r for r in results["runs"] if r["variant"] == "fused"]
+    assert len(results["runs"]) == 6 and [r["seed"] for r in fused] == [0, 1]
+    assert not (out / "fused" / "seed0").exists()  # nothing trained for it
+    for r in fused:
+        fusion, S, c2v = fuse_runs([out / "hard-margin" / f"seed{r['seed']}",
+                                    out / "infonce" / f"seed{r['seed']}"], None)  # fmt: skip
+        assert r["fusion"]["weights"] == [round(w, 4) for w in fusion.weights]
+        assert r["test"]["Rsum"] == pytest.approx(retrieval_metrics(S, c2v)["Rsum"])
+    table = (out / "results.md").read_text()
+    assert "| fused | 2 |" in table and "the runs of hard margin, InfoNCE fused" in table
+    assert CliRunner().invoke(app, ["report", str(out)]).exit_code == 0
+
+    for bad, message in [
+        ({"name": "f", "fuse": ["hard margin", "nope"]}, "'nope' is not a trained variant"),
+        ({"name": "f", "fuse": ["hard margin"]}, "at least two different variants"),
+        ({"name": "f", "fuse": ["hard margin", "InfoNCE"], "set": {"loss.margin": 0.1}},
+         "trains nothing"),
+        ({"name": "f", "fuse": ["hard margin", "InfoNCE"], "fuse_weights": [1.0]},
+         "fuse_weights needs 2"),
+    ]:  # fmt: skip
+        spec["variants"][2] = bad
+        path.write_text(yaml.safe_dump(spec))
+        with pytest.raises(VidretError, match=message):
+            load_experiment(path)

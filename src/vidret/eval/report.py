@@ -36,6 +36,8 @@ def report(folder: Path, out: Path | None = None) -> list[Path]:
     paths = [figures.variants_bar(results, out / "rsum.png")]
     curves: dict[str, list[list[float]]] = {}
     for run in results["runs"]:
+        if "fusion" in run:  # a fusion row trained nothing: no curve
+            continue
         records = read_metrics(Path(run["folder"]))
         if records and "val" in records[0]:
             curves.setdefault(run["variant"], []).append([r["val"]["Rsum"] for r in records])

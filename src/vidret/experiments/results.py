@@ -17,9 +17,10 @@ from typing import Any
 from scipy import stats
 
 from vidret.eval.normalization import Normalization
+from vidret.experiments.fused import fused_runs
 from vidret.experiments.normalized import read_normalized
 from vidret.experiments.runner import TIMING, plan
-from vidret.experiments.spec import ExperimentSpec, config_hash
+from vidret.experiments.spec import ExperimentSpec, Variant, config_hash
 from vidret.io import atomic_open, write_json_atomic
 from vidret.runs.folder import TEST_METRICS, read_model_info, read_run_config
 
@@ -60,6 +61,7 @@ def collect(spec: ExperimentSpec, out: Path) -> dict[str, Any]:
                 "wall_s": json.loads(timing.read_text())["wall_s"] if timing.exists() else None,
             }
         )
+    runs += fused_runs(spec, out)
     return {
         "experiment": spec.name,
         "data": spec.data,
@@ -68,11 +70,18 @@ def collect(spec: ExperimentSpec, out: Path) -> dict[str, Any]:
         "variants": [v.name for v in spec.variants],
         "compare_to": {v.name: v.references(spec.variants[0].name) for v in spec.variants},
         # what each variant is: its base config and the keys it sets over it
-        "definitions": {v.name: {"base": v.base or spec.base, "set": v.set} for v in spec.variants},
+        "definitions": {v.name: _definition(spec, v) for v in spec.variants},
         "test_normalization": [n.normalization().describe() for n in spec.test_normalization],
         "paper": None if spec.paper is None else spec.paper.model_dump(),
         "runs": runs,
     }
+
+
+def _definition(spec: ExperimentSpec, v: Variant) -> dict[str, Any]:
+    if v.fuse is not None:
+        weights = v.fuse_weights or "chosen on each seed's validation split"
+        return {"fuse": v.fuse, "weights": weights}
+    return {"base": v.base or spec.base, "set": v.set}
 
 
 def write_results(spec: ExperimentSpec, out: Path, part: str = "test") -> tuple[Path, Path]:
@@ -178,6 +187,10 @@ def results_table(results: dict[str, Any], part: str = "test") -> str:
     if results.get("definitions"):
         lines += ["", "## The variants", ""]
         for name, d in results["definitions"].items():
+            if "fuse" in d:
+                lines.append(f"- **{name}**: the runs of {', '.join(d['fuse'])} fused (vidret.eval."
+                             f"fusion), weights {d['weights']}")  # fmt: skip
+                continue
             given = ", ".join(f"{k}={json.dumps(v)}" for k, v in d["set"].items()) or "nothing"
             lines.append(f"- **{name}**: `{d['base']}`, setting {given}")
     if results.get("paper"):

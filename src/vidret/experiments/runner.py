@@ -46,7 +46,7 @@ class PlannedRun:
 def plan(spec: ExperimentSpec, out: Path) -> list[PlannedRun]:
     return [
         PlannedRun(v, s, out / v.slug / (f"seed{s}" if f is None else f"seed{s}-fold{f}"), f)
-        for v in spec.variants
+        for v in spec.trained
         for s in spec.seeds
         for f in spec.fold_list
     ]

@@ -14,6 +14,9 @@ variants:
   - name: + CMGSD
     base: configs/meanpool-cmgsd.yaml      # a variant may start from another config
     set: {loss.warmup_epochs: 1}
+  - name: fused                            # a fusion row: trains nothing, fuses each
+    fuse: [hard margin + mining, + CMGSD]  # seed's runs (weights chosen on validation,
+                                           # or fuse_weights: [0.5, 0.5])
 """
 
 from __future__ import annotations
@@ -43,6 +46,10 @@ class Variant(BaseModel):
     # the variant(s) its Rsum is tested against (default: the first variant); a list gives
     # one test column each, e.g. [InfoNCE, CMGSD]; itself: no test
     compare_to: str | list[str] | None = None
+    # a fusion row: no training, the named variants' runs of each seed fused
+    # (vidret.eval.fusion), weights `fuse_weights` or chosen on each seed's validation split
+    fuse: list[str] | None = None
+    fuse_weights: list[float] | None = None
 
     def references(self, first: str) -> list[str]:
         if self.compare_to is None:
@@ -107,6 +114,11 @@ class ExperimentSpec(BaseModel):
 
     def config(self, variant: Variant, seed: int, fold: int | None = None) -> RunConfig:
         return load_config(variant.base or self.base, self.overrides(variant, seed, fold))
+
+    @property
+    def trained(self) -> list[Variant]:
+        """The variants that train runs (fusion rows only read theirs)."""
+        return [v for v in self.variants if v.fuse is None]
 
     @property
     def fold_list(self) -> list[int | None]:
@@ -182,12 +194,40 @@ def load_experiment(
                     f"{path}: paper row '{row}' has {len(values)} numbers; give 9 (t2v "
                     "R@1 R@5 R@10 MdR, v2t R@1 R@5 R@10 MdR, Rsum; null where not given)"
                 )
-    for variant in spec.variants:  # every config must load before anything trains
+    _check_fusions(path, spec)
+    for variant in spec.trained:  # every config must load before anything trains
         cfg = spec.config(variant, spec.seeds[0], spec.fold_list[0])
         items = [f"{k}=" for k in variant.set]
         given = loss_keys_given(variant.base or spec.base, items, cfg.loss.name)
         check_loss_keys(cfg.loss.name, given, f"{path}: variant '{variant.name}'")
     return spec
+
+
+def _check_fusions(path: Path, spec: ExperimentSpec) -> None:
+    trained = [v.name for v in spec.trained]
+    for v in spec.variants:
+        if v.fuse is None:
+            if v.fuse_weights is not None:
+                raise VidretError(f"{path}: variant '{v.name}' has fuse_weights but no fuse list")
+            continue
+        where = f"{path}: fusion row '{v.name}'"
+        if v.base is not None or v.set:
+            raise VidretError(f"{where} trains nothing: give it no base or set")
+        if len(v.fuse) < 2 or len(set(v.fuse)) != len(v.fuse):
+            raise VidretError(f"{where}: fuse names at least two different variants")
+        for name in v.fuse:
+            if name not in trained:
+                raise VidretError(
+                    f"{where}: '{name}' is not a trained variant of this file (trained: {trained})"
+                )
+        if v.fuse_weights is not None and (
+            len(v.fuse_weights) != len(v.fuse)
+            or min(v.fuse_weights) < 0
+            or sum(v.fuse_weights) <= 0
+        ):
+            raise VidretError(
+                f"{where}: fuse_weights needs {len(v.fuse)} non-negative numbers, not all 0"
+            )
 
 
 def _default_shared_data() -> Path:
