@@ -153,7 +153,7 @@ def test_adaptive_infonce_raises_each_negative_by_its_margin() -> None:
     loss = AdaptiveInfoNCE(
         0.1, learn_temperature=False, alpha=0.05, beta=0.02, lambda_start=2, lambda_end=8
     )
-    M, lam = loss.margin_matrix(sims, ctx)
+    M, lam = loss.source.mixed_margins(sims, ctx)
     assert M.diagonal().abs().sum() == 0 and lam == pytest.approx(lambda_at(5.0, 2, 8))
     target = torch.arange(6)
     expected = (
@@ -162,6 +162,37 @@ def test_adaptive_infonce_raises_each_negative_by_its_margin() -> None:
     assert loss(sims, ctx).total.item() == pytest.approx(expected.item(), rel=1e-6)
     # beta = 0: every negative raised by alpha, additive-margin InfoNCE.
     flat = AdaptiveInfoNCE(0.1, False, alpha=0.05, beta=0.0, lambda_start=2, lambda_end=8)
-    M0, _ = flat.margin_matrix(sims, ctx)
+    M0, _ = flat.source.mixed_margins(sims, ctx)
     off = negatives_mask(6, sims.device)
     assert torch.allclose(M0[off], torch.full_like(M0[off], 0.05))
+
+
+def test_adaptive_unified_by_hand_and_its_fixed_margin_case() -> None:
+    """L_i = (1/gamma) log(1 + sum_{j != i} exp(gamma (s_ij - s_ii + M_ij))), captions
+    querying videos and videos querying captions with the same M, averaged; beta = 0 makes
+    every margin alpha: the unified loss with m = alpha."""
+    import math
+
+    from vidret.losses.adaptive_unified import AdaptiveUnifiedLoss
+    from vidret.losses.unified import UnifiedLoss
+
+    sims, ctx = batch()
+    loss = AdaptiveUnifiedLoss(gamma=5.0, alpha=0.1, beta=0.05, lambda_start=2, lambda_end=8)
+    M, lam = loss.source.mixed_margins(sims, ctx)
+    assert lam == pytest.approx(lambda_at(5.0, 2, 8)) and M.std() > 0
+    S, B = sims.tolist(), sims.shape[0]
+    total = 0.0
+    for direction in ("v", "t"):
+        for i in range(B):
+            s = [S[i][j] if direction == "v" else S[j][i] for j in range(B)]
+            inner = sum(
+                math.exp(5.0 * (s[j] - S[i][i] + float(M[i, j]))) for j in range(B) if j != i
+            )
+            total += math.log1p(inner) / 5.0 / B
+    out = loss(sims, ctx)
+    assert out.total.item() == pytest.approx(total / 2, rel=1e-5)
+    assert out.terms["lambda_"] == lam
+
+    flat = AdaptiveUnifiedLoss(gamma=5.0, alpha=0.1, beta=0.0, lambda_start=2, lambda_end=8)
+    fixed = UnifiedLoss(margin=0.1, gamma=5.0)
+    assert flat(sims, ctx).total.item() == pytest.approx(fixed(sims, ctx).total.item(), rel=1e-6)

@@ -21,7 +21,7 @@ from vidret.runs.folder import load_trained_model
 from vidret.runs.logger import read_metrics
 
 # losses whose training used the adaptive margins these figures draw
-ADAPTIVE_MARGIN_LOSSES = ("cmgsd", "adaptive_infonce")
+ADAPTIVE_MARGIN_LOSSES = ("cmgsd", "adaptive_infonce", "adaptive_unified")
 
 
 def margin_figures(

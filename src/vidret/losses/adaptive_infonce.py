@@ -14,13 +14,11 @@ close to the query (a likely false negative) is pushed less; a far one more.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from vidret.losses.base import LossContext, LossOutput
 from vidret.losses.cmgsd import CMGSDLoss
 from vidret.losses.infonce import InfoNCE
-from vidret.losses.triplet import negatives_mask
 
 
 class AdaptiveInfoNCE(InfoNCE):
@@ -37,19 +35,8 @@ class AdaptiveInfoNCE(InfoNCE):
     def needs_relevance(self) -> bool:
         return self.source.needs_relevance
 
-    def margin_matrix(self, sims: Tensor, ctx: LossContext) -> tuple[Tensor, float]:
-        lam = self.source.lambda_(ctx.epoch)
-        dynamic, static = self.source.margins(ctx)
-        M = torch.zeros_like(sims)
-        for weight, group in ((lam, dynamic), (1.0 - lam, static)):
-            if weight and group:
-                M = M + weight * torch.stack([m for _, m in group]).mean(0)
-        if not dynamic and not static:
-            M = torch.full_like(sims, self.source.alpha)  # no experts: plain additive margin
-        return M * negatives_mask(sims.shape[0], sims.device), lam
-
     def forward(self, sims: Tensor, ctx: LossContext) -> LossOutput:
-        M, lam = self.margin_matrix(sims, ctx)
+        M, lam = self.source.mixed_margins(sims, ctx)
         tau = self.temperature
         out = self.symmetric_cross_entropy((sims + M) / tau, (sims.T + M) / tau)
         out.terms["lambda_"] = lam

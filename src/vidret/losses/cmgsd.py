@@ -150,6 +150,21 @@ class CMGSDLoss(TripletLoss):
             [x for x in named if x[0].startswith("sta_")],
         )
 
+    def mixed_margins(self, sims: Tensor, ctx: LossContext) -> tuple[Tensor, float]:
+        """One margin per pair for the losses that take a margin inside a softmax
+        (adaptive InfoNCE, adaptive unified): `lambda * mean(dynamic experts' margins) +
+        (1 - lambda) * mean(static ones)`, zero on the positives; alpha everywhere when no
+        expert is on. Returns it with lambda."""
+        lam = self.lambda_(ctx.epoch)
+        dynamic, static = self.margins(ctx)
+        M = torch.zeros_like(sims)
+        for weight, group in ((lam, dynamic), (1.0 - lam, static)):
+            if weight and group:
+                M = M + weight * torch.stack([m for _, m in group]).mean(0)
+        if not dynamic and not static:
+            M = torch.full_like(sims, self.alpha)  # no experts: plain additive margin
+        return M * negatives_mask(sims.shape[0], sims.device), lam
+
     def forward(self, sims: Tensor, ctx: LossContext) -> LossOutput:
         lam = self.lambda_(ctx.epoch)
         dynamic, static = self.margins(ctx)

@@ -13,6 +13,7 @@ from typing import Any
 from vidret.config import LossConfig
 from vidret.errors import VidretError
 from vidret.losses.adaptive_infonce import AdaptiveInfoNCE
+from vidret.losses.adaptive_unified import AdaptiveUnifiedLoss
 from vidret.losses.adversarial import AdversarialAlignment
 from vidret.losses.base import Objective
 from vidret.losses.cmgsd import CMGSDLoss
@@ -111,6 +112,10 @@ def _unified(cfg: LossConfig, epochs: int) -> Objective:
     return UnifiedLoss(cfg.margin, gamma=1.0 / cfg.temperature)
 
 
+def _adaptive_unified(cfg: LossConfig, epochs: int) -> Objective:
+    return AdaptiveUnifiedLoss(gamma=1.0 / cfg.temperature, **margin_options(cfg, epochs))
+
+
 def _sndcg(cfg: LossConfig, epochs: int) -> Objective:
     return SmoothNDCGLoss(cfg.margin, tau=cfg.tau, weight=cfg.listwise_weight)
 
@@ -145,6 +150,7 @@ OBJECTIVES: dict[str, ObjectiveEntry] = {
     "cmgsd": ObjectiveEntry(_cmgsd, (*_TRIPLET, *_MARGINS)),
     "adaptive_infonce": ObjectiveEntry(_adaptive_infonce, (*_INFONCE, *_MARGINS)),
     "unified": ObjectiveEntry(_unified, ("margin", "temperature")),
+    "adaptive_unified": ObjectiveEntry(_adaptive_unified, ("temperature", *_MARGINS)),
     "sndcg": ObjectiveEntry(_sndcg, ("margin", "tau", "listwise_weight")),
     "bcls": ObjectiveEntry(_bcls, ("margin", "gap", "kendall_weight", "window")),
     "prota": ObjectiveEntry(_prota, (*_INFONCE, "uncertainty_margin", "kl_weight")),

@@ -32,10 +32,14 @@ class UnifiedLoss(Objective):
             raise ValueError(f"gamma {gamma}: must be > 0")
         self.margin, self.gamma = margin, gamma
 
-    def per_query(self, gaps: Tensor, negatives: Tensor) -> Tensor:
+    def per_query(
+        self, gaps: Tensor, negatives: Tensor, margin: Tensor | float | None = None
+    ) -> Tensor:
         """One loss per query (row) from `gaps` = s_j - s_pos: softplus of the log-sum-exp
-        over the negatives, computed stably."""
-        logits = (self.gamma * (gaps + self.margin)).masked_fill(~negatives, -torch.inf)
+        over the negatives, computed stably. `margin`: one per pair (row = query), or the
+        loss's own."""
+        margin = self.margin if margin is None else margin
+        logits = (self.gamma * (gaps + margin)).masked_fill(~negatives, -torch.inf)
         return F.softplus(torch.logsumexp(logits, dim=1)) / self.gamma
 
     def forward(self, sims: Tensor, ctx: LossContext) -> LossOutput:
