@@ -33,6 +33,12 @@ def default_model_path() -> Path:
 
 
 def resolve_model_path(model: str | None) -> Path:
+    """None: the packaged default; a name of vidret.text.packaged_models (e.g.
+    all-mpnet-base-v2): its folder, assembled on first use; else a model folder."""
+    from vidret.text.packaged_models import PACKAGED_MODELS, assembled_model
+
+    if model in PACKAGED_MODELS:
+        return assembled_model(PACKAGED_MODELS[model])
     path = default_model_path() if model is None else Path(model)
     if not (path / "modules.json").exists() and not (path / "config.json").exists():
         raise VidretError(
