@@ -125,3 +125,43 @@ def test_eval_runs_refuses_runs_of_other_splits(
     result = CliRunner().invoke(app, ["eval", "--runs", str(two_runs[0])])
     assert isinstance(result.exception, VidretError)
     assert "at least two runs" in str(result.exception)
+
+
+def test_fused_index_serves_the_fused_score(
+    two_runs: list[Path], demo_dir: Path, tmp_path: Path
+) -> None:
+    """`vidret index --run A --run B`: one FAISS search ranks every video by
+    sum_i w_i (t_i.v_i - m_i) / s_i, the fused score, up to the constant sum_i w_i m_i / s_i."""
+    from vidret.eval.fusion import fusion_of_runs
+    from vidret.search.build_index import build_index
+    from vidret.search.engine import SearchEngine
+    from vidret.search.index import VideoIndex
+
+    out = tmp_path / "fused"
+    args = ["index", "--run", str(two_runs[0]), "--run", str(two_runs[1]), "--data",
+            str(demo_dir), "--out", str(out), "--weights", "0.3,0.7"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "0.3 x seed0, 0.7 x seed1" in result.output
+    engine = SearchEngine(out)
+    fusion = fusion_of_runs(two_runs, [0.3, 0.7])
+    constant = sum(
+        w * m / s for w, m, s in zip(fusion.weights, fusion.means, fusion.stds, strict=True)
+    )
+    # each run's own similarities, from an index of that run alone
+    singles = []
+    for i, run in enumerate(two_runs):
+        build_index(run, demo_dir, tmp_path / f"single{i}", progress=False, bank_size=0)
+        singles.append(SearchEngine(tmp_path / f"single{i}"))
+    videos = VideoIndex.load(out).videos
+    for query in ("a red circle moving", "blue squares"):
+        hits = engine.search(query, k=len(videos)).hits
+        single = [{h.video_id: h.similarity for h in e.search(query, k=len(videos)).hits}
+                  for e in singles]  # fmt: skip
+        for h in hits:
+            parts = zip(fusion.weights, single, fusion.means, fusion.stds, strict=True)
+            fused = sum(w * (s[h.video_id] - m) / sd for w, s, m, sd in parts)
+            assert h.score - constant == pytest.approx(fused, abs=1e-4)
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    health_ok = engine.index.info["model"]["run"] == "fusion of seed0 + seed1"
+    assert health_ok and engine.index.info["score_floor"] is None

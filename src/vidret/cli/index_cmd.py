@@ -11,7 +11,20 @@ import typer
 def index_command(
     data: Annotated[Path, typer.Option(help="dataset folder of the videos to index")],
     out: Annotated[Path, typer.Option(help="index folder to write")],
-    run: Annotated[Path | None, typer.Option(help="a trained run folder (or --zero-shot)")] = None,
+    run: Annotated[
+        list[Path] | None,
+        typer.Option(
+            metavar="<path>",
+            help="a trained run folder (or --zero-shot); repeated: one index of the runs' "
+            "fused scores (single-vector models; weights from --weights)",
+        ),
+    ] = None,
+    weights: Annotated[
+        str,
+        typer.Option(
+            help="with several --run: 'auto' (chosen on the runs' validation split) or w1,w2,..."
+        ),
+    ] = "auto",
     zero_shot: Annotated[
         bool,
         typer.Option(
@@ -62,8 +75,11 @@ def index_command(
     from vidret.search.build_index import build_index
     from vidret.search.zero_shot_index import build_zero_shot_index
 
+    if run and len(run) > 1:
+        _fused_index(run, data, out, weights, kind, overwrite, fuse, segment_seconds)
+        return
     if zero_shot:
-        if run is not None or fuse:
+        if run or fuse:
             raise VidretError(
                 "--zero-shot uses no trained model: leave out --run (or, to fuse concepts "
                 "with a trained model, give --run and --fuse W without --zero-shot)"
@@ -79,10 +95,10 @@ def index_command(
             f"({pooling} over frames, {top} concepts per query), {index.info['kind']} index"
         )
         return
-    if run is None:
+    if not run:
         raise VidretError("give --run RUN (a trained model), or --zero-shot")
     index = build_index(
-        run,
+        run[0],
         data,
         out,
         kind=kind,
@@ -102,3 +118,29 @@ def index_command(
         typer.echo(f"query bank: {bank['captions']} training captions (search --normalize)")
     if floor is not None:
         typer.echo(f"weak-match floor: similarity {floor:.3f}")
+
+
+def _fused_index(
+    runs: list[Path],
+    data: Path,
+    out: Path,
+    weights: str,
+    kind: str,
+    overwrite: bool,
+    fuse: float,
+    segment_seconds: float | None,
+) -> None:
+    from vidret.errors import VidretError
+    from vidret.eval.fusion import parse_weights
+    from vidret.search.fused_index import build_fused_index
+
+    if fuse or segment_seconds is not None:
+        raise VidretError("several --run (a fusion) cannot be combined with --fuse or "
+                          "--segment-seconds yet")  # fmt: skip
+    index = build_fused_index(runs, data, out, parse_weights(weights, len(runs)), kind,
+                              overwrite=overwrite)  # fmt: skip
+    fusion = index.info["model"]["fusion"]
+    shown = ", ".join(f"{w:g} x {Path(r).name}" for w, r in zip(fusion["weights"], fusion["runs"],
+                                                              strict=True))  # fmt: skip
+    typer.echo(f"{out}: {index.size} videos, {index.info['kind']} index, {index.info['dim']}-d")
+    typer.echo(f"fused scores: {shown} (weights {fusion['weights_chosen_on']}); no query bank")

@@ -45,7 +45,7 @@ def shipped_configs() -> list[Path]:
 
 
 def default_demo_dir() -> Path:
-    from vidret.text.cache import user_cache_dir
+    from vidret.cache_dir import user_cache_dir
 
     return user_cache_dir() / "demo-data"
 

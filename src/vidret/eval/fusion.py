@@ -20,11 +20,14 @@ import itertools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from vidret.errors import VidretError
+
+if TYPE_CHECKING:
+    from vidret.eval.scoring import RunScores
 
 GRID_STEP = 0.1
 
@@ -121,13 +124,9 @@ def choose_fusion(
     return best
 
 
-def fuse_runs(
-    runs: list[Path], weights: list[float] | None, split: str = "test"
-) -> tuple[Fusion, np.ndarray, np.ndarray]:
-    """Fuse trained runs of one dataset and split: weights from their validation split
-    (given, or chosen there), applied to `split`. Returns the fusion, the fused matrix and
-    its caption -> video map."""
-    from vidret.eval.scoring import score_run
+def check_same_split(runs: list[Path]) -> None:
+    """Runs to fuse must score the same videos: the same data settings (path and experts
+    aside)."""
     from vidret.runs.folder import read_run_config
 
     if len(runs) < 2:
@@ -140,19 +139,42 @@ def fuse_runs(
                 f"{run} was trained with other data settings than {runs[0]} ({differ}): "
                 "fuse runs of the same dataset and split"
             )
+
+
+def _check_same_matrices(runs: list[Path], scored: list[RunScores]) -> None:
+    first = scored[0]
+    for run, s in zip(runs[1:], scored[1:], strict=True):
+        if s.sims.shape != first.sims.shape or not np.array_equal(
+            s.caption_to_video, first.caption_to_video
+        ):
+            raise VidretError(
+                f"{run} scores other videos or captions on split '{s.split}' than "
+                f"{runs[0]} ({list(s.sims.shape)} vs {list(first.sims.shape)}): fuse runs "
+                "trained on the same data with the same split"
+            )
+
+
+def fusion_of_runs(runs: list[Path], weights: list[float] | None) -> Fusion:
+    """The fusion of trained runs: standardized by, and weights given or chosen on, their
+    validation split."""
+    from vidret.eval.scoring import score_run
+
+    check_same_split(runs)
     val = [score_run(r, split="val") for r in runs]
+    _check_same_matrices(runs, val)
+    return choose_fusion([str(r) for r in runs], [v.sims for v in val],
+                         val[0].caption_to_video, weights)  # fmt: skip
+
+
+def fuse_runs(
+    runs: list[Path], weights: list[float] | None, split: str = "test"
+) -> tuple[Fusion, np.ndarray, np.ndarray]:
+    """Fuse trained runs of one dataset and split: weights from their validation split
+    (given, or chosen there), applied to `split`. Returns the fusion, the fused matrix and
+    its caption -> video map."""
+    from vidret.eval.scoring import score_run
+
+    fusion = fusion_of_runs(runs, weights)
     scored = [score_run(r, split=split) for r in runs]
-    for part in (val, scored):
-        first = part[0]
-        for run, s in zip(runs[1:], part[1:], strict=True):
-            if s.sims.shape != first.sims.shape or not np.array_equal(
-                s.caption_to_video, first.caption_to_video
-            ):
-                raise VidretError(
-                    f"{run} scores other videos or captions on split '{s.split}' than "
-                    f"{runs[0]} ({list(s.sims.shape)} vs {list(first.sims.shape)}): fuse runs "
-                    "trained on the same data with the same split"
-                )
-    fusion = choose_fusion([str(r) for r in runs], [v.sims for v in val],
-                           val[0].caption_to_video, weights)  # fmt: skip
+    _check_same_matrices(runs, scored)
     return fusion, fusion.fuse([s.sims for s in scored]), scored[0].caption_to_video

@@ -99,41 +99,8 @@ def _build_index(
     torch.set_num_threads(cfg.train.threads)
     dataset = VideoDataset.open(data_dir)  # refuses file references outside the data
     signature = model_info["signature"]
-    experts = list(signature["experts"])
-    for name, dim in signature["experts"].items():
-        if name not in dataset.experts:
-            raise VidretError(
-                f"{data_dir}: has no expert '{name}' (it has {sorted(dataset.experts)}); "
-                f"the model in {run_dir} was trained on {experts}: extract the same features"
-            )
-        if dataset.experts[name].dim != dim:
-            raise VidretError(
-                f"{data_dir}: expert '{name}' is {dataset.experts[name].dim}-d, the model "
-                f"expects {dim}-d features"
-            )
-
-    regions = list(signature.get("regions", {}))
-    for name in regions:
-        have = dataset.experts[name]
-        if [have.num_regions, have.region_dim] != signature["regions"][name]:
-            raise VidretError(
-                f"{data_dir}: expert '{name}' has region features {have.num_regions} x "
-                f"{have.region_dim} a frame, the model in {run_dir} was trained on "
-                f"{signature['regions'][name]}: extract with the same --regions"
-            )
-    require_finite(dataset, experts)
-
-    parts: list[Embeddings] = []
-    rows = np.arange(dataset.num_videos)
-    with torch.inference_mode():
-        for start in progress_bar(
-            range(0, len(rows), batch), enabled=progress, desc="embedding videos", unit="batch"
-        ):
-            video = dataset_video_batch(dataset, experts, rows[start : start + batch], regions)
-            parts.append(model.embed_video(video))
-    embeddings = Embeddings(
-        torch.cat([p.vectors for p in parts]), torch.cat([p.weights for p in parts])
-    )
+    experts, regions = check_dataset_for_model(dataset, data_dir, run_dir, signature)
+    embeddings = embed_videos(model, dataset, experts, regions, batch, progress)
     videos, files = indexed_videos(data_dir, dataset)
     reference = model_reference(run_dir, experts, model_info["text_model"])
     arrays = None
@@ -164,6 +131,56 @@ def _build_index(
         bank=bank,
         arrays=arrays,
     )
+
+
+def check_dataset_for_model(
+    dataset: VideoDataset, data_dir: Path, run_dir: Path, signature: dict[str, Any]
+) -> tuple[list[str], list[str]]:
+    """The model's experts and region experts, each checked against the dataset's features
+    (present, same dimension, finite)."""
+    experts = list(signature["experts"])
+    for name, dim in signature["experts"].items():
+        if name not in dataset.experts:
+            raise VidretError(
+                f"{data_dir}: has no expert '{name}' (it has {sorted(dataset.experts)}); "
+                f"the model in {run_dir} was trained on {experts}: extract the same features"
+            )
+        if dataset.experts[name].dim != dim:
+            raise VidretError(
+                f"{data_dir}: expert '{name}' is {dataset.experts[name].dim}-d, the model "
+                f"expects {dim}-d features"
+            )
+    regions = list(signature.get("regions", {}))
+    for name in regions:
+        have = dataset.experts[name]
+        if [have.num_regions, have.region_dim] != signature["regions"][name]:
+            raise VidretError(
+                f"{data_dir}: expert '{name}' has region features {have.num_regions} x "
+                f"{have.region_dim} a frame, the model in {run_dir} was trained on "
+                f"{signature['regions'][name]}: extract with the same --regions"
+            )
+    require_finite(dataset, experts)
+    return experts, regions
+
+
+def embed_videos(
+    model: Any,
+    dataset: VideoDataset,
+    experts: list[str],
+    regions: list[str],
+    batch: int,
+    progress: bool,
+) -> Embeddings:
+    """Every video of the dataset through the model's video side, in batches."""
+    parts: list[Embeddings] = []
+    rows = np.arange(dataset.num_videos)
+    with torch.inference_mode():
+        for start in progress_bar(
+            range(0, len(rows), batch), enabled=progress, desc="embedding videos", unit="batch"
+        ):
+            video = dataset_video_batch(dataset, experts, rows[start : start + batch], regions)
+            parts.append(model.embed_video(video))
+    return Embeddings(torch.cat([p.vectors for p in parts]), torch.cat([p.weights for p in parts]))
 
 
 def run_query_bank(

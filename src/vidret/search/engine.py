@@ -17,6 +17,7 @@ from vidret.models.types import Embeddings
 from vidret.runs.folder import require_run_folder
 from vidret.runs.query_encoder import QueryEncoder
 from vidret.search.concepts import NUM_CONCEPTS, ConceptQueryEncoder
+from vidret.search.fused_index import FusionQueryEncoder
 from vidret.search.index import VideoIndex, checkpoint_digest, flatten
 from vidret.search.query_cache import QueryCache
 from vidret.search.refine import MomentRefiner
@@ -98,18 +99,12 @@ class SearchEngine:
         if ref.get("zero_shot"):  # no trained model: queries map to concepts
             self.encoder: Any = zero_shot_encoder(self.index)
             return
-        checkpoint = Path(ref["checkpoint"])
-        if not checkpoint.exists():
-            raise VidretError(
-                f"{index_dir}: built with the model {checkpoint}, which no longer exists; "
-                "rebuild the index with `vidret index`"
-            )
-        if checkpoint_digest(checkpoint) != ref["checkpoint_sha256"]:
-            raise VidretError(
-                f"{index_dir}: built by a different model than the one now at {checkpoint} "
-                "(the checkpoint changed since, e.g. the run was trained again); its vectors "
-                "would not match the queries: rebuild it with `vidret index`"
-            )
+        if ref.get("fusion"):  # several runs' scores fused (vidret.search.fused_index)
+            for model in ref["fusion"]["models"]:
+                check_checkpoint(index_dir, model)
+            self.encoder = FusionQueryEncoder(ref["fusion"])
+            return
+        check_checkpoint(index_dir, ref)
         self.encoder = QueryEncoder(Path(ref["run"]))
         if self.encoder.experts != ref["experts"]:
             raise VidretError(f"{index_dir}: the run's experts differ from the index's")
@@ -248,6 +243,22 @@ class SearchEngine:
                 "rebuild it with `vidret index ... --query-bank 2000` where the run's "
                 "training data is at hand"
             )
+
+
+def check_checkpoint(index_dir: Path, ref: dict[str, Any]) -> None:
+    """The model an index was built with is still the one at its path."""
+    checkpoint = Path(ref["checkpoint"])
+    if not checkpoint.exists():
+        raise VidretError(
+            f"{index_dir}: built with the model {checkpoint}, which no longer exists; "
+            "rebuild the index with `vidret index`"
+        )
+    if checkpoint_digest(checkpoint) != ref["checkpoint_sha256"]:
+        raise VidretError(
+            f"{index_dir}: built by a different model than the one now at {checkpoint} "
+            "(the checkpoint changed since, e.g. the run was trained again); its vectors "
+            "would not match the queries: rebuild it with `vidret index`"
+        )
 
 
 def check_query(query: str) -> str:

@@ -22,17 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from vidret.cache_dir import user_cache_dir
 from vidret.data.format import CACHE_DIR
 from vidret.io import atomic_directory, save_npy_atomic, write_json_atomic
 from vidret.progress import note
 from vidret.text.sentence_bert import EncodedTexts, encode_texts
 
 _FORMAT = 1
-
-
-def user_cache_dir() -> Path:
-    """vidret's own cache folder: `$VIDRET_CACHE_DIR`, else `~/.cache/vidret`."""
-    return Path(os.environ.get("VIDRET_CACHE_DIR") or Path.home() / ".cache" / "vidret")
 
 
 def cache_root(dataset_root: Path) -> Path:

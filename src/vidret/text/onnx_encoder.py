@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from vidret.cache_dir import user_cache_dir
 from vidret.io import atomic_path, write_json_atomic
-from vidret.text.cache import model_key, user_cache_dir
+from vidret.text.cache import model_key
 from vidret.text.sentence_bert import EncodedTexts, load_sentence_model
 
 _EXPORT_VERSION = 1

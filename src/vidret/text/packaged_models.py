@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
+from vidret.cache_dir import user_cache_dir
 from vidret.errors import VidretError
 from vidret.io import atomic_directory
 
@@ -89,8 +90,6 @@ PACKAGED_MODELS = {m.name: m for m in (ALL_MPNET_BASE_V2,)}
 
 
 def models_cache() -> Path:
-    from vidret.text.cache import user_cache_dir
-
     return user_cache_dir() / "models"
 
 

@@ -21,9 +21,9 @@ from typing import Literal
 import numpy as np
 import torch
 
+from vidret.cache_dir import user_cache_dir
 from vidret.errors import VidretError
 from vidret.io import atomic_path
-from vidret.text.cache import user_cache_dir
 
 MODEL_NAME = "efficientnet-lite0"
 FEATURE_DIM = 1280
