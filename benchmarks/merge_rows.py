@@ -20,10 +20,27 @@ from vidret.experiments.results import results_table
 from vidret.io import atomic_open, write_json_atomic
 
 
-def merge_rows(source: Path, target: Path, variant: str, compare_to: list[str]) -> None:
+def merge_rows(
+    source: Path,
+    target: Path,
+    variant: str,
+    compare_to: list[str],
+    spec: Path | None = None,
+    as_name: str | None = None,
+) -> None:
+    """Copy `variant`'s runs from `source` into `target`'s table (named `as_name` there).
+    `spec`: an experiment file to start `target` from when it has no results.json yet (its
+    variants and definitions, no runs)."""
+    if spec is not None and not (target / "results.json").exists():
+        from vidret.experiments.results import write_results
+        from vidret.experiments.spec import load_experiment
+
+        target.mkdir(parents=True, exist_ok=True)
+        write_results(load_experiment(spec), target)
     src = json.loads(source.read_text())
     dst = json.loads((target / "results.json").read_text())
-    runs = [r for r in src["runs"] if r["variant"] == variant]
+    name = as_name or variant
+    runs = [{**r, "variant": name} for r in src["runs"] if r["variant"] == variant]
     if not runs:
         raise SystemExit(f"{source}: no runs of variant {variant!r} (it has {src['variants']})")
     if src["data"] != dst["data"] or src.get("folds") != dst.get("folds"):
@@ -34,15 +51,19 @@ def merge_rows(source: Path, target: Path, variant: str, compare_to: list[str]) 
     unknown = [c for c in compare_to if c not in dst["variants"]]
     if unknown:
         raise SystemExit(f"{target}: no variant {unknown[0]!r} to compare with")
-    dst["runs"] = [r for r in dst["runs"] if r["variant"] != variant] + runs
-    if variant not in dst["variants"]:
-        dst["variants"].append(variant)
-    dst.setdefault("compare_to", {})[variant] = compare_to or [dst["variants"][0]]
-    definition = (src.get("definitions") or {}).get(variant)
-    if definition is not None:
-        dst.setdefault("definitions", {})[variant] = {
+    dst["runs"] = [r for r in dst["runs"] if r["variant"] != name] + runs
+    if name not in dst["variants"]:
+        dst["variants"].append(name)
+    if compare_to or name not in dst.get("compare_to", {}):
+        dst.setdefault("compare_to", {})[name] = compare_to or [dst["variants"][0]]
+    definition = (dst.get("definitions") or {}).get(name) or (src.get("definitions") or {}).get(
+        variant
+    )
+    if definition is not None and "set" in definition:
+        origin = f"{source}, variant {variant!r}"
+        dst.setdefault("definitions", {})[name] = {
             **definition,
-            "set": {**definition["set"], "(runs from)": str(source)},
+            "set": {**definition["set"], "(runs from)": origin},
         }
     write_json_atomic(target / "results.json", dst)
     with atomic_open(target / "results.md") as f:
@@ -55,9 +76,11 @@ def main() -> None:
     parser.add_argument("target", type=Path, help="experiment results folder to add it to")
     parser.add_argument("--variant", required=True)
     parser.add_argument("--compare-to", nargs="*", default=[])
+    parser.add_argument("--spec", type=Path, help="experiment file to start a new target from")
+    parser.add_argument("--as", dest="as_name", help="the row's name in the target")
     args = parser.parse_args()
-    merge_rows(args.source, args.target, args.variant, args.compare_to)
-    print(f"{args.target / 'results.md'}: {args.variant!r} added")
+    merge_rows(args.source, args.target, args.variant, args.compare_to, args.spec, args.as_name)
+    print(f"{args.target / 'results.md'}: {args.as_name or args.variant!r} added")
 
 
 if __name__ == "__main__":

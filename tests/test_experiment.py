@@ -348,3 +348,33 @@ def test_fusion_row_fuses_each_seeds_runs(tmp_path: Path, demo_dir: Path) -> Non
         path.write_text(yaml.safe_dump(spec))
         with pytest.raises(VidretError, match=message):
             load_experiment(path)
+
+
+def test_merge_rows_adds_another_experiments_variant(tmp_path: Path) -> None:
+    """benchmarks/merge_rows.py: a variant's runs copied from another results.json (same
+    data and seeds) into a table, with its paired test; other data is refused."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from merge_rows import merge_rows
+
+    def results(variants: list[str], rsums: dict[str, list[float]], data: str = "d") -> dict:
+        runs = [scored_run(v, s, r) for v, rs in rsums.items() for s, r in enumerate(rs)]
+        return {"experiment": "x", "data": data, "seeds": [0, 1, 2], "folds": 0,
+                "variants": variants, "compare_to": {}, "runs": runs}  # fmt: skip
+
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "results.json").write_text(json.dumps(results(["a"], {"a": [100, 110, 120]})))
+    source = tmp_path / "source.json"
+    source.write_text(json.dumps(results(["b"], {"b": [105, 116, 124]})))
+    merge_rows(source, target, "b", ["a"], as_name="b (other experiment)")
+    merged = json.loads((target / "results.json").read_text())
+    assert merged["variants"] == ["a", "b (other experiment)"]
+    assert len(merged["runs"]) == 6
+    row = next(line for line in (target / "results.md").read_text().splitlines()
+               if line.startswith("| b (other experiment) |"))  # fmt: skip
+    assert "+5.0 (p = " in row and "n = 3" in row
+    source.write_text(json.dumps(results(["b"], {"b": [1, 2, 3]}, data="elsewhere")))
+    with pytest.raises(SystemExit, match="other data"):
+        merge_rows(source, target, "b", [])
