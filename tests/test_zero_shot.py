@@ -135,6 +135,30 @@ def test_zero_shot_index_search_and_serve(tmp_path: Path, network: torch.nn.Modu
     assert client.get("/health").json()["model_run"] == "zero-shot (ImageNet concepts)"
     answer = client.get("/search", params={"q": "a yellow school bus", "k": 3}).json()
     assert answer["results"][0]["video_id"] == "bus_clip" and "school bus" in answer["concepts"]
+    _page_shows_the_concepts(index, answer["concepts"])
+
+
+def _page_shows_the_concepts(index: Path, concepts: dict[str, float]) -> None:
+    """The page in headless Chromium says how it read the query: the concepts, weighted."""
+    import shutil
+
+    from vidret.search.local_server import serving
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("the page check needs Debian's chromium (the API's concepts passed)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[dev]'")
+    with serving(["serve", str(index)]) as base, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium,
+                                    args=["--no-sandbox", "--disable-gpu"])  # fmt: skip
+        page = browser.new_page()
+        page.goto(base + "/?q=a+yellow+school+bus&k=10")
+        page.wait_for_selector(".card")
+        shown = page.text_content("#concepts")
+        assert shown.startswith("read as ImageNet concepts: school bus (")
+        for name, weight in concepts.items():
+            assert f"{name} ({weight:.2f})" in shown
+        browser.close()
 
 
 def test_zero_shot_refuses_what_it_cannot_read(tmp_path: Path, demo_dir: Path) -> None:

@@ -5,6 +5,7 @@ const form = document.getElementById("search-form");
 const input = document.getElementById("q");
 const kSelect = document.getElementById("k");
 const statusLine = document.getElementById("status");
+const conceptsLine = document.getElementById("concepts");
 const results = document.getElementById("results");
 const player = document.getElementById("player");
 const video = document.getElementById("video");
@@ -105,8 +106,20 @@ function play(hit) {
   video.play().catch(() => {}); // autoplay may be refused; the controls remain
 }
 
+// A zero-shot (or concept-fused) index reads the query as ImageNet concepts: say which,
+// with their weights, so a surprising ranking can be understood.
+function showConcepts(concepts) {
+  const entries = Object.entries(concepts || {});
+  conceptsLine.hidden = entries.length === 0;
+  conceptsLine.textContent = entries.length
+    ? "read as ImageNet concepts: " +
+      entries.map(([name, weight]) => `${name} (${weight.toFixed(2)})`).join(", ")
+    : "";
+}
+
 async function search(query, k) {
   setStatus("searching...");
+  showConcepts(null);
   results.replaceChildren();
   const params = new URLSearchParams({ q: query, k: String(k) });
   let body;
@@ -122,6 +135,7 @@ async function search(query, k) {
     return;
   }
   const took = body.encode_ms + body.search_ms;
+  showConcepts(body.concepts);
   if (body.below_floor) {
     // Ten weak hits look like answers; say there is no good match, offer them on request.
     const best = body.results.length ? body.results[0].score.toFixed(3) : "none";
