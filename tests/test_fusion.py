@@ -161,7 +161,7 @@ def test_fused_index_serves_the_fused_score(
         for h in hits:
             parts = zip(fusion.weights, single, fusion.means, fusion.stds, strict=True)
             fused = sum(w * (s[h.video_id] - m) / sd for w, s, m, sd in parts)
-            assert h.score - constant == pytest.approx(fused, abs=1e-4)
+            assert h.score - constant == pytest.approx(fused, abs=1e-5)
         assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     health_ok = engine.index.info["model"]["run"] == "fusion of seed0 + seed1"
     assert health_ok and engine.index.info["score_floor"] is None

@@ -115,7 +115,20 @@ def test_zero_shot_index_search_and_serve(tmp_path: Path, network: torch.nn.Modu
     assert built.exit_code == 0, built.output
     assert "zero-shot over 1000 ImageNet concepts" in built.output
     info = json.loads((index / "index.json").read_text())
-    assert info["model"]["zero_shot"] == {"concepts": "imagenet-1k", "pooling": "max", "top": 5}
+    floor_settings = {"queries": 100, "percentile": 95.0}
+    assert info["model"]["zero_shot"] == {
+        "concepts": "imagenet-1k", "pooling": "max", "top": 5, "floor": floor_settings
+    }  # fmt: skip
+    # the floor: the 95th percentile of the shipped unrelated sentences' best scores here
+    from vidret.search.concepts import ConceptQueryEncoder
+    from vidret.search.engine import SearchEngine
+    from vidret.search.zero_shot_index import calibration_queries
+
+    engine = SearchEngine(index)
+    best = [engine.search(q, k=1).hits[0].score for q in calibration_queries()]
+    assert info["score_floor"] == pytest.approx(np.percentile(best, 95), abs=1e-5)
+    assert "weak-match floor: score" in built.output
+    assert isinstance(engine.encoder, ConceptQueryEncoder)
 
     for query, expected in [("a golden retriever", "dog_clip"), ("school bus", "bus_clip"),
                             ("someone plays an acoustic guitar", "guitar_clip")]:  # fmt: skip

@@ -11,6 +11,8 @@ DIGITS = 4  # metrics are percentages or ranks; scores are cosines: 4 decimals s
 def rounded(obj: Any, digits: int = DIGITS) -> Any:
     """`obj` with every float (in dicts, lists and tuples, at any depth) rounded."""
     if isinstance(obj, float):
+        if 0 < abs(obj) < 0.1:  # small scores (zero-shot concepts): significant digits
+            return float(f"{obj:.{digits}g}")
         return round(obj, digits)
     if isinstance(obj, dict):
         return {k: rounded(v, digits) for k, v in obj.items()}

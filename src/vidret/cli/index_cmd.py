@@ -94,6 +94,11 @@ def index_command(
             f"{out}: {index.size} videos, zero-shot over 1000 ImageNet concepts "
             f"({pooling} over frames, {top} concepts per query), {index.info['kind']} index"
         )
+        if index.info["score_floor"] is not None:
+            typer.echo(
+                f"weak-match floor: score {index.info['score_floor']:.3f} (the 95th percentile "
+                "of unrelated everyday sentences' best scores here)"
+            )
         return
     if not run:
         raise VidretError("give --run RUN (a trained model), or --zero-shot")

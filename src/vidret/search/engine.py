@@ -102,7 +102,7 @@ class SearchEngine:
         if ref.get("fusion"):  # several runs' scores fused (vidret.search.fused_index)
             for model in ref["fusion"]["models"]:
                 check_checkpoint(index_dir, model)
-            self.encoder = FusionQueryEncoder(ref["fusion"])
+            self.encoder = FusionQueryEncoder(index_dir, ref["fusion"])
             return
         check_checkpoint(index_dir, ref)
         self.encoder = QueryEncoder(Path(ref["run"]))

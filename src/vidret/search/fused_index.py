@@ -13,9 +13,11 @@ query bank or weak-match floor (those are of one model's similarities).
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from vidret.data.dataset import VideoDataset
@@ -28,6 +30,8 @@ from vidret.runs.query_encoder import QueryEncoder
 from vidret.search.build_index import check_dataset_for_model, embed_videos
 from vidret.search.faiss_index import check_index_kind
 from vidret.search.index import VideoIndex, indexed_videos, model_reference, write_index
+
+SCALES_FILE = "fusion.npz"  # each run's vector scale, sqrt(w / s)
 
 
 def build_fused_index(
@@ -70,19 +74,30 @@ def build_fused_index(
                  "fusion": {**fusion.describe(), "scales": fusion.vector_scales(),
                             "models": references}}  # fmt: skip
     videos, files = indexed_videos(data_dir, dataset)
+    # the scales exactly (index.json rounds its floats for people to read)
+    arrays = {SCALES_FILE: {"scales": np.array(fusion.vector_scales(), np.float64)}}
     with folder_lock(out, what="builds an index in"):
         remove_stale_temporaries(out)
         return write_index(out, embeddings, videos, reference, kind, None,
                            dataset=str(data_dir.resolve()), files=files,
-                           overwrite=overwrite)  # fmt: skip
+                           overwrite=overwrite, arrays=arrays)  # fmt: skip
 
 
 class FusionQueryEncoder:
     """Each fused run embeds the query; the vectors, scaled as the index's, concatenated."""
 
-    def __init__(self, fusion: dict[str, Any]):
+    def __init__(self, index_dir: Path, fusion: dict[str, Any]):
         self.encoders = [QueryEncoder(Path(m["run"])) for m in fusion["models"]]
-        self.scales = [float(s) for s in fusion["scales"]]
+        try:
+            with np.load(index_dir / SCALES_FILE, allow_pickle=False) as z:
+                self.scales = [float(s) for s in z["scales"]]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            raise VidretError(
+                f"{index_dir / SCALES_FILE}: missing or damaged ({e}); rebuild the index "
+                "with `vidret index --run ... --run ... --overwrite`"
+            ) from None
+        if len(self.scales) != len(self.encoders):
+            raise VidretError(f"{index_dir / SCALES_FILE}: one scale per fused run expected")
         self.experts: list[str] = []
 
     def embed(self, query: str) -> Embeddings:

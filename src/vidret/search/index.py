@@ -178,13 +178,15 @@ def write_index(
     overwrite: bool = False,
     bank: SearchBank | None = None,
     arrays: dict[str, dict[str, np.ndarray]] | None = None,
+    floor: float | None = None,
 ) -> VideoIndex:
     """Write an index folder (atomically) for these video embeddings and metadata.
 
     `files` names the folders the server may read from: `videos` (video files) and
     `thumbnails` (the dataset folder); without it no file of the index is served.
     `arrays`: more files of the index, `name.npz` -> its arrays (a zero-shot index's
-    concept names)."""
+    concept names). `floor`: the weak-match floor when there is no query bank to give it
+    (a zero-shot index)."""
     import faiss
 
     index, used = build_faiss_index(flatten(embeddings), kind, params)
@@ -198,7 +200,7 @@ def write_index(
         "dataset": dataset,
         "files": files or {},
         "query_bank": None if bank is None else bank.settings,
-        "score_floor": None if bank is None else bank.floor,
+        "score_floor": floor if bank is None else bank.floor,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "code_version": code_version(),
     }

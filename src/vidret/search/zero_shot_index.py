@@ -16,6 +16,7 @@ concept weights).
 from __future__ import annotations
 
 import zipfile
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -73,9 +74,15 @@ def build_zero_shot_index(
         evidence = video_evidence(expert.features, expert.lengths, pooling)
         encoder = ConceptQueryEncoder(top=top)
         videos, files = indexed_videos(data_dir, dataset)
+        floor, calibration = calibration_floor(encoder, evidence)
         model: dict[str, Any] = {
             "run": ZERO_SHOT_RUN,
-            "zero_shot": {"concepts": "imagenet-1k", "pooling": pooling, "top": top},
+            "zero_shot": {
+                "concepts": "imagenet-1k",
+                "pooling": pooling,
+                "top": top,
+                "floor": calibration,
+            },
             "experts": [CONCEPT_FEATURE],
             "text_model": str(encoder.text_model),
         }
@@ -90,7 +97,35 @@ def build_zero_shot_index(
             files=files,
             overwrite=overwrite,
             arrays={CONCEPTS_FILE: {"names": encoder.name_vectors()}},
+            floor=floor,
         )
+
+
+CALIBRATION_QUERIES = "calibration_queries.txt"
+FLOOR_QUANTILE = 95.0  # fixed before measuring (benchmarks/bench_zero_shot.py reports it)
+
+
+def calibration_queries() -> list[str]:
+    """Everyday video descriptions on many topics, shipped with vidret."""
+    text = resources.files("vidret.search").joinpath("data", CALIBRATION_QUERIES).read_text()
+    return [line.strip() for line in text.splitlines() if line.strip() and line[0] != "#"]
+
+
+def calibration_floor(
+    encoder: ConceptQueryEncoder, evidence: np.ndarray
+) -> tuple[float | None, dict[str, Any] | None]:
+    """The weak-match floor of a zero-shot index: a trained index's floor comes from its
+    own training captions, which a zero-shot index has none of. Here it is the 95th
+    percentile of the best scores that shipped sentences about unrelated, everyday things
+    reach in this collection: a query whose best video scores below it matches no better
+    than a sentence about something else would, and search says "no good match"."""
+    if len(evidence) == 0:
+        return None, None
+    queries = calibration_queries()
+    weights = encoder.embed_many(queries).vectors[:, 0].numpy()
+    best = (weights @ evidence.T).max(axis=1)
+    floor = float(np.percentile(best, FLOOR_QUANTILE))
+    return floor, {"queries": len(queries), "percentile": FLOOR_QUANTILE}
 
 
 class FusedQueryEncoder:
