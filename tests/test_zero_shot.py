@@ -137,6 +137,11 @@ def test_zero_shot_index_search_and_serve(tmp_path: Path, network: torch.nn.Modu
         body = json.loads(shown.stdout)
         assert body["results"][0]["video_id"] == expected, (query, body)
         assert body["concepts"] and abs(sum(body["concepts"].values()) - 1) < 1e-3
+        # why the top hit matched: its best frame for the query, and that frame's top concept
+        evidence = body["results"][0]["evidence"]
+        top_concept = max(body["concepts"], key=body["concepts"].get)
+        assert evidence["concept"] == top_concept and evidence["time"] is None, evidence
+        assert 0 <= evidence["frame"] < 6 and evidence["probability"] > 0.2
     text = runner.invoke(app, ["search", str(index), "school bus", "-k", "1"]).output
     assert "zero-shot: the query as ImageNet concepts: school bus" in text
 
@@ -171,6 +176,9 @@ def _page_shows_the_concepts(index: Path, concepts: dict[str, float]) -> None:
         assert shown.startswith("read as ImageNet concepts: school bus (")
         for name, weight in concepts.items():
             assert f"{name} ({weight:.2f})" in shown
+        first = page.query_selector_all(".card")[0]
+        assert first.get_attribute("data-video-id") == "bus_clip"
+        assert "matched: school bus at frame " in first.text_content()
         browser.close()
 
 

@@ -39,7 +39,9 @@ def search_command(
     if as_json:
         roots = engine.index.info.get("files") or {}
         rows = [
-            hit_record(h.rank, h.score, h.similarity, h.video, roots, local=True)
+            hit_record(
+                h.rank, h.score, h.similarity, h.video, roots, local=True, evidence=h.evidence
+            )
             for h in result.hits
         ]
         body = {
@@ -58,14 +60,23 @@ def search_command(
     if result.below_floor:
         best = result.best_similarity
         best = float("nan") if best is None else best  # an empty index: nothing to show
+        calibrated = (
+            "95% of unrelated everyday sentences score no higher here"
+            if result.concepts is not None
+            else "95% of the model's training captions find a better best match here"
+        )
         typer.echo(
-            f"no good match: the best similarity is {best:.3f}, below the "
-            f"index's floor of {result.floor:.3f} (95% of the model's training captions find "
-            "a better best match here); the closest:"
+            f"no good match: the best similarity is {best:.4g}, below the "
+            f"index's floor of {result.floor:.4g} ({calibrated}); the closest:"
         )
     for hit in result.hits:
         where = hit.video.get("path") or hit.video.get("url") or ""
         span = hit.video.get("segment")
         at = f"  {span[0]:.1f}-{span[1]:.1f} s" if span else ""
         raw = f" (similarity {hit.similarity:+.4f})" if hit.similarity != hit.score else ""
-        typer.echo(f"{hit.rank:>3}  {hit.score:+.4f}{raw}  {hit.video_id}{at}  {where}")
+        why = ""
+        if hit.evidence:
+            when = hit.evidence["time"]
+            frame = f"{when:.1f} s" if when is not None else f"frame {hit.evidence['frame']}"
+            why = f"  [{hit.evidence['concept']} at {frame}]"
+        typer.echo(f"{hit.rank:>3}  {hit.score:+.4f}{raw}  {hit.video_id}{at}{why}  {where}")

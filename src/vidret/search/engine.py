@@ -17,6 +17,7 @@ from vidret.models.types import Embeddings
 from vidret.runs.folder import require_run_folder
 from vidret.runs.query_encoder import QueryEncoder
 from vidret.search.concepts import NUM_CONCEPTS, ConceptQueryEncoder
+from vidret.search.evidence import ConceptEvidence
 from vidret.search.fused_index import FusionQueryEncoder
 from vidret.search.index import VideoIndex, checkpoint_digest, flatten
 from vidret.search.query_cache import QueryCache
@@ -37,6 +38,8 @@ class Hit:
     score: float
     video: dict[str, Any]  # the index's metadata of the video (video_id, path, ...)
     similarity: float  # the model's similarity in [-1, 1] (== score without normalization)
+    # a zero-shot hit: the frame and concept that matched (vidret.search.evidence)
+    evidence: dict[str, Any] | None = None
 
     @property
     def video_id(self) -> str:
@@ -87,6 +90,7 @@ class SearchEngine:
         self.index = VideoIndex.load(index_dir)
         self.cache = QueryCache(cache_size)
         self.refiner: MomentRefiner | None = None
+        self.evidence: ConceptEvidence | None = None
         if refine is not None:  # CDNet places each moment hit's start and end
             require_run_folder(refine)  # a file or a typo: said first, as what it is
             if not self.segmented:
@@ -98,6 +102,7 @@ class SearchEngine:
         ref = self.index.info["model"]
         if ref.get("zero_shot"):  # no trained model: queries map to concepts
             self.encoder: Any = zero_shot_encoder(self.index)
+            self.evidence = ConceptEvidence.try_open(self.index.info.get("dataset"))
             return
         if ref.get("fusion"):  # several runs' scores fused (vidret.search.fused_index)
             for model in ref["fusion"]["models"]:
@@ -163,6 +168,10 @@ class SearchEngine:
                 Hit(rank=n + 1, score=float(s), video=v, similarity=float(m))
                 for n, (s, m, v) in enumerate(ranked)
             ]
+            if self.evidence is not None:
+                weights = embedded.vectors[i, 0].numpy()
+                for h in hits:
+                    h.evidence = self.evidence.explain(weights, h.video_id)
             results.append(
                 SearchResult(
                     r.query,

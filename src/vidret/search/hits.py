@@ -16,6 +16,8 @@
 | `thumbnail_url` | likewise for the thumbnail |
 | `source_url` | where the video comes from (http/https), if known |
 | `metadata` | the rest of the dataset's metadata, without server paths |
+| `evidence` | a zero-shot hit: `concept`, `frame`, `time` (seconds, when known) and its |
+| | `probability`: the frame and concept that matched best |
 
 Every reference is checked as `vidret.data.file_refs` checks it: a file outside its
 folder, or of the wrong kind, gets no URL.
@@ -42,16 +44,18 @@ def hit_record(
     meta: dict[str, Any],
     roots: dict[str, str],
     local: bool = False,
+    evidence: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The hit's fields (module doc); `local`: links as file:// URLs (the CLI), else as
     the server's paths."""
     return {
         "rank": rank,
-        "score": round(score, 4),
-        "similarity": round(similarity, 4),
+        "score": rounded(score),
+        "similarity": rounded(similarity),
         **card(meta, roots, local),
         **span(meta),
         "metadata": rounded(public_metadata(meta)),
+        "evidence": rounded(evidence),
     }
 
 

@@ -69,6 +69,8 @@ class VideoResult(BaseModel):
     coarse_start: float | None = None  # with --refine: the window before CDNet placed it
     coarse_end: float | None = None
     metadata: dict[str, Any]
+    # a zero-shot hit: the frame and concept that matched (concept, frame, time, probability)
+    evidence: dict[str, Any] | None = None
 
 
 class SearchResponse(BaseModel):
@@ -180,7 +182,9 @@ def create_app(
             if result.concepts is None
             else {name: round(w, 4) for name, w in result.concepts},
             results=[
-                VideoResult(**hit_record(h.rank, h.score, h.similarity, h.video, roots))
+                VideoResult(
+                    **hit_record(h.rank, h.score, h.similarity, h.video, roots, evidence=h.evidence)
+                )
                 for h in result.hits
             ],
         )

@@ -30,6 +30,11 @@ function isWebAddress(address) {
   }
 }
 
+// Cosines read well to 3 decimals; zero-shot scores are small: 3 significant digits.
+function formatScore(value) {
+  return Math.abs(value) >= 0.1 ? value.toFixed(3) : value.toPrecision(3);
+}
+
 function card(hit) {
   const el = document.createElement("article");
   el.className = "card";
@@ -52,7 +57,7 @@ function card(hit) {
   title.title = `${name} (${hit.video_id})`;
   const score = document.createElement("span");
   score.className = "score";
-  score.textContent = hit.score.toFixed(3);
+  score.textContent = formatScore(hit.score);
   meta.append(title, score);
   const details = document.createElement("div");
   details.className = "details";
@@ -64,6 +69,16 @@ function card(hit) {
     hit.duration != null ? formatDuration(hit.duration) : null,
   ].filter(Boolean).join(" · ");
   details.append(facts);
+  if (hit.evidence) {
+    // A zero-shot hit: the frame and concept that matched.
+    const why = document.createElement("span");
+    why.className = "evidence";
+    const at = hit.evidence.time != null
+      ? formatDuration(hit.evidence.time)
+      : `frame ${hit.evidence.frame + 1}`;
+    why.textContent = `matched: ${hit.evidence.concept} at ${at}`;
+    details.append(why);
+  }
   if (hit.source_url && isWebAddress(hit.source_url)) {
     // A video known only by its features: where to watch it.
     const source = document.createElement("a");
@@ -138,10 +153,10 @@ async function search(query, k) {
   showConcepts(body.concepts);
   if (body.below_floor) {
     // Ten weak hits look like answers; say there is no good match, offer them on request.
-    const best = body.results.length ? body.results[0].score.toFixed(3) : "none";
+    const best = body.results.length ? formatScore(body.results[0].similarity) : "none";
     setStatus(
       `no good match for "${body.query}": the best video scores ${best}, below this ` +
-        `index's floor of ${body.score_floor.toFixed(3)} (${took.toFixed(1)} ms)`,
+        `index's floor of ${formatScore(body.score_floor)} (${took.toFixed(1)} ms)`,
     );
     const more = document.createElement("button");
     more.id = "show-weak";
