@@ -333,7 +333,7 @@ def test_fusion_row_fuses_each_seeds_runs(tmp_path: Path, demo_dir: Path) -> Non
         assert r["fusion"]["weights"] == [round(w, 4) for w in fusion.weights]
         assert r["test"]["Rsum"] == pytest.approx(retrieval_metrics(S, c2v)["Rsum"])
     table = (out / "results.md").read_text()
-    assert "| fused | 2 |" in table and "the runs of hard margin, InfoNCE fused" in table
+    assert "| fused | 2 |" in table and "the runs of *hard margin* + *InfoNCE* fused" in table
     assert CliRunner().invoke(app, ["report", str(out)]).exit_code == 0
 
     for bad, message in [

@@ -188,8 +188,9 @@ def results_table(results: dict[str, Any], part: str = "test") -> str:
         lines += ["", "## The variants", ""]
         for name, d in results["definitions"].items():
             if "fuse" in d:
-                lines.append(f"- **{name}**: the runs of {', '.join(d['fuse'])} fused (vidret.eval."
-                             f"fusion), weights {d['weights']}")  # fmt: skip
+                members = " + ".join(f"*{m}*" for m in d["fuse"])  # names may hold commas
+                lines.append(f"- **{name}**: the runs of {members} fused (vidret.eval.fusion), "
+                             f"weights {d['weights']}")  # fmt: skip
                 continue
             given = ", ".join(f"{k}={json.dumps(v)}" for k, v in d["set"].items()) or "nothing"
             lines.append(f"- **{name}**: `{d['base']}`, setting {given}")
