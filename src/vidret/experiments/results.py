@@ -180,7 +180,7 @@ def results_table(results: dict[str, Any], part: str = "test") -> str:
             if ref == variant:
                 cells.append("")
             else:
-                paired = _paired(rows[ref], by_seed)
+                paired = paired_difference(rows[ref], by_seed)
                 cells.append(paired if one_reference and ref == first else f"{paired} vs {ref}")
         cells += [""] * (len(header) - len(cells))
         lines.append("| " + " | ".join(cells) + " |")
@@ -241,7 +241,9 @@ def _describe(settings: dict[str, Any]) -> str:
     return f"{label} with a query bank from the run's training captions and videos"
 
 
-def _paired(reference: dict[int, Any], other: dict[int, Any]) -> str:
+def paired_difference(reference: dict[int, Any], other: dict[int, Any]) -> str:
+    """`other`'s mean Rsum minus `reference`'s, with a paired t-test over the seeds (or
+    folds) both have: `{seed: {"Rsum": ...}}` each."""
     seeds = sorted(set(reference) & set(other))
     if len(seeds) < 2:
         return "n/a (fewer than 2 shared seeds)"
