@@ -27,10 +27,12 @@ def merge_rows(
     compare_to: list[str],
     spec: Path | None = None,
     as_name: str | None = None,
+    compared_by: list[str] | None = None,
 ) -> None:
     """Copy `variant`'s runs from `source` into `target`'s table (named `as_name` there).
     `spec`: an experiment file to start `target` from when it has no results.json yet (its
-    variants and definitions, no runs)."""
+    variants and definitions, no runs). `compared_by`: rows of `target` to test against
+    the copied row (their paired difference is theirs minus its)."""
     if spec is not None and not (target / "results.json").exists():
         from vidret.experiments.results import write_results
         from vidret.experiments.spec import load_experiment
@@ -56,14 +58,23 @@ def merge_rows(
         dst["variants"].append(name)
     if compare_to or name not in dst.get("compare_to", {}):
         dst.setdefault("compare_to", {})[name] = compare_to or [dst["variants"][0]]
+    for other in compared_by or []:
+        if other not in dst["variants"]:
+            raise SystemExit(f"{target}: no variant {other!r} to test against {name!r}")
+        dst["compare_to"][other] = [name]
     definition = (dst.get("definitions") or {}).get(name) or (src.get("definitions") or {}).get(
         variant
     )
+    origin = f"{source}, variant {variant!r}"
     if definition is not None and "set" in definition:
-        origin = f"{source}, variant {variant!r}"
         dst.setdefault("definitions", {})[name] = {
             **definition,
             "set": {**definition["set"], "(runs from)": origin},
+        }
+    else:  # a source written before results.json kept definitions: name where it is from
+        dst.setdefault("definitions", {})[name] = {
+            "base": "as defined in the source experiment",
+            "set": {"(runs from)": origin},
         }
     write_json_atomic(target / "results.json", dst)
     with atomic_open(target / "results.md") as f:
@@ -78,8 +89,14 @@ def main() -> None:
     parser.add_argument("--compare-to", nargs="*", default=[])
     parser.add_argument("--spec", type=Path, help="experiment file to start a new target from")
     parser.add_argument("--as", dest="as_name", help="the row's name in the target")
+    parser.add_argument(
+        "--compared-by", nargs="*", default=[], help="rows of the target to test against it"
+    )
     args = parser.parse_args()
-    merge_rows(args.source, args.target, args.variant, args.compare_to, args.spec, args.as_name)
+    merge_rows(
+        args.source, args.target, args.variant, args.compare_to, args.spec, args.as_name,
+        args.compared_by,
+    )  # fmt: skip
     print(f"{args.target / 'results.md'}: {args.as_name or args.variant!r} added")
 
 

@@ -375,6 +375,15 @@ def test_merge_rows_adds_another_experiments_variant(tmp_path: Path) -> None:
     row = next(line for line in (target / "results.md").read_text().splitlines()
                if line.startswith("| b (other experiment) |"))  # fmt: skip
     assert "+5.0 (p = " in row and "n = 3" in row
+    assert "(runs from)" in (target / "results.md").read_text()  # where the rows came from
+    # the other way round: the target's own row "a" tested against a copied reference "c"
+    source.write_text(json.dumps(results(["c"], {"c": [90, 95, 100]})))
+    merge_rows(source, target, "c", [], as_name="c", compared_by=["a"])
+    row = next(line for line in (target / "results.md").read_text().splitlines()
+               if line.startswith("| a |"))  # fmt: skip
+    assert "+15.0 (p = " in row and "vs c" in row
+    with pytest.raises(SystemExit, match="no variant 'nope'"):
+        merge_rows(source, target, "c", [], as_name="c", compared_by=["nope"])
     source.write_text(json.dumps(results(["b"], {"b": [1, 2, 3]}, data="elsewhere")))
     with pytest.raises(SystemExit, match="other data"):
         merge_rows(source, target, "b", [])
