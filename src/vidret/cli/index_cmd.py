@@ -39,6 +39,14 @@ def index_command(
     top: Annotated[
         int, typer.Option(help="--zero-shot: concepts a query is mapped to", min=1, max=1000)
     ] = 5,
+    crops: Annotated[
+        bool,
+        typer.Option(
+            "--crops",
+            help="--zero-shot: a frame's concepts are the best over it and its regions "
+            "(small objects; needs `vidret extract --regions 9`)",
+        ),
+    ] = False,
     segment_seconds: Annotated[
         float | None,
         typer.Option(
@@ -75,6 +83,8 @@ def index_command(
     from vidret.search.build_index import build_index
     from vidret.search.zero_shot_index import build_zero_shot_index
 
+    if crops and not zero_shot:
+        raise VidretError("--crops belongs to --zero-shot indexes (concepts per frame region)")
     if run and len(run) > 1:
         _fused_index(run, data, out, weights, kind, overwrite, fuse, segment_seconds)
         return
@@ -89,10 +99,13 @@ def index_command(
                 "--segment-seconds needs a trained model (--run): a zero-shot index holds "
                 "whole videos only"
             )
-        index = build_zero_shot_index(data, out, kind, pooling, top, overwrite=overwrite)
+        index = build_zero_shot_index(
+            data, out, kind, pooling, top, overwrite=overwrite, crops=crops
+        )
         typer.echo(
             f"{out}: {index.size} videos, zero-shot over 1000 ImageNet concepts "
-            f"({pooling} over frames, {top} concepts per query), {index.info['kind']} index"
+            f"({pooling} over frames{', each the best of it and its regions' if crops else ''}"
+            f", {top} concepts per query), {index.info['kind']} index"
         )
         if index.info["score_floor"] is not None:
             typer.echo(

@@ -88,19 +88,49 @@ def pool_frames(probabilities: np.ndarray, length: int, pooling: str = "max") ->
     raise VidretError(f"--pooling {pooling!r}: choose one of {', '.join(POOLINGS)}")
 
 
+def crop_concepts(
+    frames: np.ndarray, regions: np.ndarray | None = None, mask: np.ndarray | None = None
+) -> np.ndarray:
+    """`[..., frames, 1280]` features -> `[..., frames, 1000]` class probabilities; with the
+    frames' `[..., frames, regions, 1280]` region features (`vidret extract --regions N`:
+    cells of the frame's feature map), each class's best probability over the whole frame
+    and its regions, so an object too small to win the whole frame can win its cell.
+    `mask` `[..., frames, regions]` marks real regions (None: all)."""
+    probabilities = frame_concepts(frames)
+    if regions is None:
+        return probabilities
+    cells = frame_concepts(regions)
+    if mask is not None:
+        cells = np.where(mask[..., None], cells, 0.0)
+    return np.maximum(probabilities, cells.max(axis=-2))
+
+
 def video_evidence(
-    features: np.ndarray, lengths: np.ndarray, pooling: str = "max", chunk: int = 256
+    features: np.ndarray,
+    lengths: np.ndarray,
+    pooling: str = "max",
+    chunk: int = 256,
+    regions: np.ndarray | None = None,
+    region_mask: np.ndarray | None = None,
 ) -> np.ndarray:
     """`[videos, frames, 1280]` features (a memmap is fine) -> `[videos, 1000]` evidence,
-    `chunk` videos at a time so memory stays bounded."""
+    `chunk` videos at a time so memory stays bounded; with `regions` (`[videos, frames,
+    regions, 1280]`), each frame's concepts are its crops' best (`crop_concepts`)."""
     if features.shape[-1] != FEATURE_DIM:
         raise VidretError(
             f"frame features are {features.shape[-1]}-d; the ImageNet classifier reads "
             f"EfficientNet-Lite0's {FEATURE_DIM}-d features as `vidret extract` writes them"
         )
+    if regions is not None:
+        chunk = max(1, chunk // (1 + regions.shape[2]))  # about the same memory per chunk
     out = np.zeros((len(features), NUM_CONCEPTS), np.float32)
     for start in range(0, len(features), chunk):
-        probs = frame_concepts(np.asarray(features[start : start + chunk]))
+        part = slice(start, start + chunk)
+        probs = crop_concepts(
+            np.asarray(features[part]),
+            None if regions is None else np.asarray(regions[part]),
+            None if region_mask is None else np.asarray(region_mask[part]),
+        )
         for i, p in enumerate(probs):
             out[start + i] = pool_frames(p, int(lengths[start + i]), pooling)
     return out

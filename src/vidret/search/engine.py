@@ -103,7 +103,8 @@ class SearchEngine:
         ref = self.index.info["model"]
         if ref.get("zero_shot"):  # no trained model: queries map to concepts
             self.encoder: Any = zero_shot_encoder(self.index)
-            self.evidence = ConceptEvidence.try_open(self.index.info.get("dataset"))
+            crops = ref["zero_shot"].get("crops", "frame") != "frame"
+            self.evidence = ConceptEvidence.try_open(self.index.info.get("dataset"), crops)
             return
         if ref.get("fusion"):  # several runs' scores fused (vidret.search.fused_index)
             for model in ref["fusion"]["models"]:

@@ -18,21 +18,22 @@ import numpy as np
 
 from vidret.data.dataset import VideoDataset
 from vidret.errors import VidretError
-from vidret.search.concepts import CONCEPT_FEATURE, concept_label, frame_concepts
+from vidret.search.concepts import CONCEPT_FEATURE, concept_label, crop_concepts
 
 
 class ConceptEvidence:
-    def __init__(self, dataset_dir: Path):
+    def __init__(self, dataset_dir: Path, crops: bool = False):
         dataset = VideoDataset.open(dataset_dir)
         self.expert = dataset.experts[CONCEPT_FEATURE]
         self.rows = dataset.video_index()
+        self.crops = crops and self.expert.regions is not None  # as the index scored frames
 
     @classmethod
-    def try_open(cls, dataset_dir: str | None) -> ConceptEvidence | None:
+    def try_open(cls, dataset_dir: str | None, crops: bool = False) -> ConceptEvidence | None:
         if not dataset_dir:
             return None
         try:
-            return cls(Path(dataset_dir))
+            return cls(Path(dataset_dir), crops)
         except (VidretError, KeyError, OSError):
             return None  # moved or changed since the index was built: hits go unexplained
 
@@ -44,7 +45,14 @@ class ConceptEvidence:
         length = int(self.expert.lengths[row])
         if length == 0:
             return None
-        probabilities = frame_concepts(np.asarray(self.expert.features[row, :length]))
+        regions = mask = None
+        if self.crops:
+            assert self.expert.regions is not None
+            regions = np.asarray(self.expert.regions[row, :length])
+            if self.expert.region_mask is not None:
+                mask = np.asarray(self.expert.region_mask[row, :length])
+        features = np.asarray(self.expert.features[row, :length])
+        probabilities = crop_concepts(features, regions, mask)
         contributions = probabilities * weights[None, :]  # [frames, 1000]
         frame = int(contributions.sum(axis=1).argmax())
         concept = int(contributions[frame].argmax())

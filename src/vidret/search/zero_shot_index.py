@@ -51,7 +51,10 @@ def build_zero_shot_index(
     pooling: str = "max",
     top: int = DEFAULT_TOP,
     overwrite: bool = False,
+    crops: bool = False,
 ) -> VideoIndex:
+    """`crops`: each frame's concepts are the best over the whole frame and its regions
+    (the dataset must hold region features: `vidret extract --regions N`)."""
     check_index_kind(kind)
     if pooling not in POOLINGS:
         raise VidretError(f"--pooling {pooling!r}: choose one of {', '.join(POOLINGS)}")
@@ -68,10 +71,21 @@ def build_zero_shot_index(
             f"{sorted(dataset.experts)}); zero-shot search reads the EfficientNet-Lite0 "
             "features `vidret extract` writes: extract your videos with it"
         )
+    if crops and expert.regions is None:
+        raise VidretError(
+            f"--crops: {data_dir} has no region features for '{CONCEPT_FEATURE}'; extract "
+            "the videos with `vidret extract --regions 9` (a 3x3 grid of each frame)"
+        )
     require_finite(dataset, [CONCEPT_FEATURE])
     with folder_lock(out, what="builds an index in"):
         remove_stale_temporaries(out)
-        evidence = video_evidence(expert.features, expert.lengths, pooling)
+        evidence = video_evidence(
+            expert.features,
+            expert.lengths,
+            pooling,
+            regions=expert.regions if crops else None,
+            region_mask=expert.region_mask if crops else None,
+        )
         encoder = ConceptQueryEncoder(top=top)
         videos, files = indexed_videos(data_dir, dataset)
         floor, calibration = calibration_floor(encoder, evidence)
@@ -80,6 +94,7 @@ def build_zero_shot_index(
             "zero_shot": {
                 "concepts": "imagenet-1k",
                 "pooling": pooling,
+                "crops": f"frame + {expert.num_regions} regions" if crops else "frame",
                 "top": top,
                 "floor": calibration,
             },
