@@ -32,7 +32,7 @@ def merge_rows(
     """Copy `variant`'s runs from `source` into `target`'s table (named `as_name` there).
     `spec`: an experiment file to start `target` from when it has no results.json yet (its
     variants and definitions, no runs). `compared_by`: rows of `target` to test against
-    the copied row (their paired difference is theirs minus its)."""
+    the copied row too (their paired difference is theirs minus its)."""
     if spec is not None and not (target / "results.json").exists():
         from vidret.experiments.results import write_results
         from vidret.experiments.spec import load_experiment
@@ -50,7 +50,7 @@ def merge_rows(
     missing = sorted(set(dst["seeds"]) - {r["seed"] for r in runs})
     if missing:
         raise SystemExit(f"{source}: {variant!r} has no runs for seeds {missing}")
-    unknown = [c for c in compare_to if c not in dst["variants"]]
+    unknown = [c for c in compare_to if c not in dst["variants"] and c != name]  # self: no test
     if unknown:
         raise SystemExit(f"{target}: no variant {unknown[0]!r} to compare with")
     dst["runs"] = [r for r in dst["runs"] if r["variant"] != name] + runs
@@ -61,7 +61,8 @@ def merge_rows(
     for other in compared_by or []:
         if other not in dst["variants"]:
             raise SystemExit(f"{target}: no variant {other!r} to test against {name!r}")
-        dst["compare_to"][other] = [name]
+        tests = dst["compare_to"].get(other) or []
+        dst["compare_to"][other] = [*(c for c in tests if c not in (other, name)), name]
     definition = (dst.get("definitions") or {}).get(name) or (src.get("definitions") or {}).get(
         variant
     )
