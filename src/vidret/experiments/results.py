@@ -254,4 +254,5 @@ def paired_difference(reference: dict[int, Any], other: dict[int, Any]) -> str:
         return f"{diff:+.1f} (identical)"
     p = stats.ttest_rel(b, a).pvalue
     few = ": too few seeds for a test" if len(seeds) < 3 else ""
-    return f"{diff:+.1f} (p = {p:.3f}, n = {len(seeds)}{few})"
+    shown = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"  # not "p = 0.000"
+    return f"{diff:+.1f} ({shown}, n = {len(seeds)}{few})"
