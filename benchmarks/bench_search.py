@@ -8,7 +8,9 @@ Targets (issue 5), on this machine: p50 under 15 ms at 100k with the exact index
 least 0.95. The video vectors are generated (the index size is what is measured): unit
 vectors around 2,000 cluster centres in the run's embedding size, as real embeddings
 cluster by topic. The query side is real: MSR-VTT-style sentences through the run's
-caption encoder (Sentence-BERT + the model's text head), timed on their own ("encode");
+query side (by default the graph `vidret index` stores: Sentence-BERT + the model's text
+head in onnxruntime; `--query-tower none`: as before, the head in PyTorch), timed on their
+own ("encode");
 "search" is FAISS on generated query vectors (held-out points near the data). Latency is
 one query at a time on one thread, as `vidret serve` runs each request.
 """
@@ -19,15 +21,19 @@ import argparse
 import json
 import os
 import platform
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
 import torch
 
 from vidret.runs.query_encoder import QueryEncoder
+from vidret.search.export_tower import export_query_tower
 from vidret.search.faiss_index import build_faiss_index
+from vidret.search.query_tower import QueryTower
 
 QUERIES = [
     "a man is cooking pasta in a kitchen",
@@ -70,21 +76,33 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 100_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--kinds", nargs="+", default=["flat", "flat16", "hnsw", "ivf"])
+    parser.add_argument(
+        "--query-tower",
+        default="fp32",
+        choices=["fp32", "int8", "none"],
+        help="queries through the graph `vidret index` stores (none: the run in PyTorch)",
+    )
     args = parser.parse_args()
 
     # One query at a time, one thread, as `vidret serve` runs each request.
     faiss.omp_set_num_threads(1)
     torch.set_num_threads(1)
-    encoder = QueryEncoder(args.run)
+    tower_dir = tempfile.TemporaryDirectory()
+    if args.query_tower == "none":
+        encoder: Any = QueryEncoder(args.run)
+    else:
+        settings = export_query_tower(args.run, Path(tower_dir.name), args.query_tower)
+        encoder = QueryTower(Path(tower_dir.name), settings)
     encode_ms = []
     for i in range(args.queries):
         start = time.perf_counter()
-        embedded = encoder.embed(QUERIES[i % len(QUERIES)])
+        embedded = encoder.embed_many([QUERIES[i % len(QUERIES)]])
         encode_ms.append((time.perf_counter() - start) * 1000)
     dim = embedded.vectors.shape[1] * embedded.vectors.shape[2]
     result: dict = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "dim": dim,
+        "query_tower": args.query_tower,
         "encode_ms": percentiles(encode_ms),
         "sizes": {},
     }

@@ -32,6 +32,7 @@ from vidret.models.types import Embeddings
 from vidret.runs.folder import read_model_info
 from vidret.runs.query_encoder import QueryEncoder
 from vidret.search.engine import SearchEngine
+from vidret.search.export_tower import add_query_tower
 from vidret.search.index import model_reference, write_index
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -53,6 +54,12 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=1_000_000)
     parser.add_argument("--kind", default="ivf")
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument(
+        "--query-tower",
+        default="fp32",
+        choices=["fp32", "int8", "none"],
+        help="the index's stored query graph (none: queries through the run in PyTorch)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     faiss.omp_set_num_threads(1)
@@ -69,8 +76,12 @@ def main() -> None:
         del vectors
         videos = [{"video_id": f"v{i:07d}"} for i in range(args.videos)]
         ref = model_reference(args.run, list(info["signature"]["experts"]), info["text_model"])
+        copies = {}
+        if args.query_tower != "none":  # as `vidret index --query-tower` stores it
+            (Path(tmp) / "tower").mkdir()
+            copies = add_query_tower(args.run, ref, Path(tmp) / "tower", args.query_tower)
         start = time.perf_counter()
-        write_index(index_dir, embeddings, videos, ref, kind=args.kind)
+        write_index(index_dir, embeddings, videos, ref, kind=args.kind, copies=copies)
         build_s = time.perf_counter() - start
         del embeddings
         engine = SearchEngine(index_dir, cache_size=10_000)
@@ -78,6 +89,7 @@ def main() -> None:
         report: dict = {
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, one thread",
             "index": f"{args.videos} generated videos, {args.kind}, {dim}-d",
+            "query_tower": args.query_tower,
             "build_s": round(build_s, 1),
         }
         for label in ("new query", "repeated query (cache)"):

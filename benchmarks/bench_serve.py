@@ -37,6 +37,7 @@ import torch
 from vidret.models.types import Embeddings
 from vidret.runs.folder import read_model_info
 from vidret.runs.query_encoder import QueryEncoder
+from vidret.search.export_tower import add_query_tower
 from vidret.search.index import model_reference, write_index
 from vidret.search.local_server import serving
 
@@ -209,6 +210,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--unique", action="store_true", help="a new sentence each request")
     parser.add_argument("--serve-arg", action="append", default=[], help="option of serve")
+    parser.add_argument(
+        "--query-tower",
+        default="fp32",
+        choices=["fp32", "int8", "none"],
+        help="the index's stored query graph (none: queries through the run in PyTorch)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
@@ -222,7 +229,12 @@ def main() -> None:
         videos = [{"video_id": f"v{i:07d}", "duration": 10.0} for i in range(args.videos)]
         experts = list(info["signature"]["experts"])
         ref = model_reference(args.run, experts, info["text_model"])
-        write_index(index_dir, embeddings, videos, ref, kind=args.kind)
+        copies = {}
+        if args.query_tower != "none":  # as `vidret index --query-tower` stores it
+            tower_dir = Path(tmp) / "tower"
+            tower_dir.mkdir()
+            copies = add_query_tower(args.run, ref, tower_dir, args.query_tower)
+        write_index(index_dir, embeddings, videos, ref, kind=args.kind, copies=copies)
 
         with serving(["serve", str(index_dir), *args.serve_arg], startup_s=300) as base:
             script = Path(tmp) / "queries.lua"
@@ -251,6 +263,7 @@ def main() -> None:
         "seconds": args.seconds,
         "queries": "unique" if args.unique else f"{len(QUERIES)} rotating",
         "serve_args": args.serve_arg,
+        "query_tower": args.query_tower,
         **parse_wrk(wrk.stdout),
         "health_after": health["status"],
         "server": {

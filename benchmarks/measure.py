@@ -27,4 +27,4 @@ def measured_vidret(args: list[str]) -> dict[str, float]:
     if proc.returncode != 0:
         raise RuntimeError(f"vidret {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     peak_kb = int(proc.stderr.split("PEAK_KB")[-1].split()[0])
-    return {"wall_s": round(wall, 1), "peak_rss_mb": round(peak_kb / 1024, 1)}
+    return {"wall_s": round(wall, 3), "peak_rss_mb": round(peak_kb / 1024, 1)}

@@ -98,3 +98,24 @@ def test_every_command_has_help() -> None:
     for name, _ in _commands():
         shown = CliRunner().invoke(app, [*name.split(), "--help"])
         assert shown.exit_code == 0 and "Usage:" in shown.stdout, name
+
+
+def test_help_imports_no_torch() -> None:
+    """`vidret --help` and a command's help start in well under a second: no PyTorch import
+    (the train help's list of backbones and objectives loads it, when it is shown)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from vidret.cli import app\n"
+        "for words in ([], ['search'], ['index'], ['serve'], ['eval']):\n"
+        "    assert CliRunner().invoke(app, [*words, '--help']).exit_code == 0\n"
+        "print('torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == "False"
+    shown = CliRunner().invoke(app, ["train", "--help"], terminal_width=200).stdout
+    assert all(name in shown for name in (*BACKBONES, *OBJECTIVES))

@@ -13,6 +13,7 @@ from vidret.batches.prepared import prepare_data, video_batch
 from vidret.config import load_config
 from vidret.models.similarity import similarity
 from vidret.runs.folder import load_trained_model
+from vidret.runs.query_encoder import QueryEncoder
 from vidret.search.build_index import build_index
 from vidret.search.engine import SearchEngine
 from vidret.search.faiss_index import build_faiss_index
@@ -43,8 +44,9 @@ def test_multi_expert_index_returns_the_models_ranking(
     assert missing > 0  # the case where FAISS's inner product alone would be wrong
     with torch.inference_mode():
         videos = model.embed_video(video_batch(data, np.arange(data.dataset.num_videos)))
+    queries = QueryEncoder(ce_run, backend="torch")  # the model's own query side, in PyTorch
     for caption in data.dataset.captions[:20]:
-        expected = similarity(engine.encoder.embed(caption), videos)[0].numpy()
+        expected = similarity(queries.embed(caption), videos)[0].numpy()
         hits = engine.search(caption, k=10).hits
         order = np.argsort(-expected, kind="stable")[:10]
         assert [h.video_id for h in hits] == [data.dataset.video_ids[i] for i in order]

@@ -219,13 +219,24 @@ def test_search_cli_json_and_errors(trained: dict) -> None:
 
 
 def test_index_refuses_another_model(trained: dict, tmp_path: Path) -> None:
+    """An index answers with the model that built it. One that carries its query side
+    (the ONNX graph) keeps doing so when the run is trained again; one whose queries run
+    through the run's checkpoint (a fallback, or an index older than the graph) refuses a
+    changed checkpoint."""
+    import json
     import shutil
 
     run = tmp_path / "run"
     shutil.copytree(trained["run"], run)
     index = tmp_path / "index"
     build_index(run, trained["collection"], index, progress=False)
-    # The run is trained again (another checkpoint): the old index must not be used with it.
+    before = [(h.video_id, h.score) for h in SearchEngine(index).search("a red ball").hits]
+    fallback = tmp_path / "fallback"
+    shutil.copytree(index, fallback)
+    info = json.loads((fallback / "index.json").read_text())
+    del info["model"]["query_tower"]
+    (fallback / "index.json").write_text(json.dumps(info))
+    # The run is trained again (another checkpoint).
     best = run / "checkpoints" / "best.pt"
     import torch
 
@@ -233,8 +244,10 @@ def test_index_refuses_another_model(trained: dict, tmp_path: Path) -> None:
     for tensor in state["model"].values():
         tensor.add_(0.01)
     torch.save(state, best)
+    after = [(h.video_id, h.score) for h in SearchEngine(index).search("a red ball").hits]
+    assert after == before
     with pytest.raises(VidretError, match="different model"):
-        SearchEngine(index)
+        SearchEngine(fallback)
     with pytest.raises(VidretError, match="already exists"):
         build_index(run, trained["collection"], index, progress=False)
     with pytest.raises(VidretError, match="not an index folder"):

@@ -141,7 +141,7 @@ def test_zero_shot_index_search_and_serve(tmp_path: Path, network: torch.nn.Modu
     best = [engine.search(q, k=1).hits[0].score for q in calibration_queries()]
     assert info["score_floor"] == pytest.approx(np.percentile(best, 95), abs=1e-5)
     assert "weak-match floor: score" in built.output
-    assert isinstance(engine.encoder, ConceptQueryEncoder)
+    assert isinstance(engine.encoder.inner, ConceptQueryEncoder)
 
     for query, expected in [("a golden retriever", "dog_clip"), ("school bus", "bus_clip"),
                             ("someone plays an acoustic guitar", "guitar_clip")]:  # fmt: skip

@@ -7,6 +7,7 @@ import sys
 from typing import Annotated
 
 import typer
+from typer.core import TyperCommand
 
 from vidret import __version__
 from vidret.child_process import die_with_parent
@@ -38,6 +39,20 @@ app = typer.Typer(
 )
 
 
+class TrainCommand(TyperCommand):
+    """`vidret train`, whose help lists the backbones and objectives: read from their
+    registries (which import PyTorch) only when that help is shown, so `vidret --help` and
+    every other command start without PyTorch."""
+
+    @property  # type: ignore[override]
+    def epilog(self) -> str:
+        return train_epilog()
+
+    @epilog.setter
+    def epilog(self, _value: str | None) -> None:
+        pass  # click sets it in __init__; the property computes it when asked
+
+
 def _print_version(value: bool) -> None:
     if value:
         typer.echo(f"vidret {__version__}")
@@ -55,7 +70,7 @@ def _options(
 
 
 app.add_typer(data_app, name="data")
-app.command("train", epilog=train_epilog())(train_command)
+app.command("train", cls=TrainCommand)(train_command)
 app.command("eval")(eval_command)
 app.command("margins")(margins_command)
 app.command("experiment")(experiment_command)

@@ -4,6 +4,7 @@ long ones) with its query bank and weak-match floor, written as an index folder
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from vidret.models.types import Embeddings
 from vidret.progress import note, progress_bar
 from vidret.runs.folder import load_trained_model
 from vidret.search.concepts import CONCEPTS_FILE, ConceptQueryEncoder, fuse_with_concepts
+from vidret.search.export_tower import PRECISIONS, add_query_tower
 from vidret.search.faiss_index import check_index_kind
 from vidret.search.index import (
     VideoIndex,
@@ -51,13 +53,15 @@ def build_index(
     bank_size: int = DEFAULT_BANK_SIZE,
     fuse: float = 0.0,
     segment_seconds: float | None = None,
+    query_tower: str = "fp32",
 ) -> VideoIndex:
     """Embed every video of `data_dir` with the run's best checkpoint and write `out`;
     with the run's own data at hand, also its query bank (`bank_size` training captions,
     0 for none) and score floor. `fuse` W > 0: scores are (1 - W) x the model's plus W x
     the zero-shot concept score (`vidret.search.zero_shot_index`; no query bank).
     `segment_seconds`: index windows of long videos, not whole videos
-    (`vidret.search.segments`; no query bank)."""
+    (`vidret.search.segments`; no query bank). `query_tower`: the precision of the stored
+    query graph (`vidret.search.export_tower`): fp32 or int8."""
     check_index_kind(kind)  # every argument is checked before the videos are embedded
     if segment_seconds is not None and not MIN_SEGMENT_SECONDS <= segment_seconds <= 3600:
         raise VidretError(
@@ -69,6 +73,8 @@ def build_index(
             f"--fuse {fuse:g}: a weight from 0 (off) to below 1; 1 would ignore the model "
             "(for concepts alone, build with --zero-shot)"
         )
+    if query_tower not in PRECISIONS:
+        raise VidretError(f"--query-tower {query_tower!r}: choose one of {', '.join(PRECISIONS)}")
     if segment_seconds and fuse:
         raise VidretError("--fuse and --segment-seconds cannot be combined yet")
     require_folder_or_nothing(out)
@@ -78,7 +84,7 @@ def build_index(
         remove_stale_temporaries(out)  # of killed builds: no live writer owns them now
         return _build_index(
             run_dir, data_dir, out, kind, params, batch, overwrite, progress, bank_size, fuse,
-            segment_seconds,
+            segment_seconds, query_tower,
         )  # fmt: skip
 
 
@@ -94,6 +100,7 @@ def _build_index(
     bank_size: int,
     fuse: float,
     segment_seconds: float | None,
+    query_tower: str,
 ) -> VideoIndex:
     cfg, model, model_info = load_trained_model(run_dir)
     torch.set_num_threads(cfg.train.threads)
@@ -118,19 +125,40 @@ def _build_index(
         arrays = {CONCEPTS_FILE: {"names": concepts.name_vectors()}}
         bank_size = 0  # the bank's normalizers are of the model's scores alone
     bank = run_query_bank(cfg, model, model_info, embeddings, bank_size)
-    return write_index(
-        out,
-        embeddings,
-        videos,
-        reference,
-        kind,
-        params,
-        dataset=str(data_dir.resolve()),
-        files=files,
-        overwrite=overwrite,
-        bank=bank,
-        arrays=arrays,
-    )
+    with tempfile.TemporaryDirectory(prefix="vidret-tower-") as tower_dir:
+        copies = {}
+        if not fuse:  # a fused index's query side holds the concept encoder too
+            copies = add_query_tower(run_dir, reference, Path(tower_dir), query_tower)
+            say_query_tower(reference["query_tower"])
+        return write_index(
+            out,
+            embeddings,
+            videos,
+            reference,
+            kind,
+            params,
+            dataset=str(data_dir.resolve()),
+            files=files,
+            overwrite=overwrite,
+            bank=bank,
+            arrays=arrays,
+            copies=copies,
+        )
+
+
+def say_query_tower(settings: dict[str, Any]) -> None:
+    if "fallback" in settings:
+        note(f"queries run in PyTorch: {settings['fallback']}")
+    elif settings["precision"] == "int8":
+        note(
+            "query side: one ONNX graph, int8 (search without PyTorch), its vectors "
+            f"{settings['min_cosine']:.4f} cosine from PyTorch's at least"
+        )
+    else:
+        note(
+            "query side: one ONNX graph (search without PyTorch), "
+            f"{settings['max_difference']:.1e} from PyTorch at most"
+        )
 
 
 def check_dataset_for_model(

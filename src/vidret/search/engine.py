@@ -1,29 +1,27 @@
-"""Queries against a video index: embed the text with the index's own model, then search."""
+"""Queries against a video index: embed the text with the index's own model, then search.
+
+An index of a trained model carries its query side as an ONNX graph
+(`vidret.search.query_tower`): such a search imports no PyTorch. Zero-shot, fused and
+older indexes, and `--refine`, load their PyTorch parts when asked for.
+"""
 
 from __future__ import annotations
 
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from vidret.errors import VidretError
-from vidret.models.similarity import similarity
-from vidret.models.types import Embeddings
-from vidret.runs.folder import require_run_folder
-from vidret.runs.query_encoder import QueryEncoder
-from vidret.search.concepts import NUM_CONCEPTS, ConceptQueryEncoder
-from vidret.search.evidence import ConceptEvidence
-from vidret.search.fused_index import FusionQueryEncoder
-from vidret.search.index import VideoIndex, checkpoint_digest, flatten
+from vidret.search.index import VideoIndex, checkpoint_digest
 from vidret.search.query_cache import QueryCache
-from vidret.search.refine import MomentRefiner
+from vidret.search.query_tower import QueryTower, has_tower
 from vidret.search.segments import merge_hits
-from vidret.search.zero_shot_index import FusedQueryEncoder, zero_shot_encoder
+from vidret.search.vectors import ExpertVectors, similarity
 
 MAX_QUERY_CHARS = 500
 MAX_K = 1000  # the CLI's and the HTTP API's limit alike
@@ -90,9 +88,12 @@ class SearchEngine:
     def __init__(self, index_dir: Path, cache_size: int = 0, refine: Path | None = None):
         self.index = VideoIndex.load(index_dir)
         self.cache = QueryCache(cache_size)
-        self.refiner: MomentRefiner | None = None
-        self.evidence: ConceptEvidence | None = None
+        self.refiner: Any = None  # vidret.search.refine.MomentRefiner
+        self.evidence: Any = None  # vidret.search.evidence.ConceptEvidence
         if refine is not None:  # CDNet places each moment hit's start and end
+            from vidret.runs.folder import require_run_folder
+            from vidret.search.refine import MomentRefiner
+
             require_run_folder(refine)  # a file or a typo: said first, as what it is
             if not self.segmented:
                 raise VidretError(
@@ -101,22 +102,44 @@ class SearchEngine:
                 )
             self.refiner = MomentRefiner(refine, Path(self.index.info["dataset"]))
         ref = self.index.info["model"]
+        # query text -> its concepts and their weights (zero-shot and fused indexes)
+        self._describe: Callable[[np.ndarray], list[tuple[str, float]]] | None = None
+        self.encoder = self._query_encoder(index_dir, ref)
+
+    def _query_encoder(self, index_dir: Path, ref: dict[str, Any]) -> Any:
+        """What embeds queries as the index's videos were embedded: `embed_many(queries)`
+        -> ExpertVectors."""
+        tower = ref.get("query_tower")
+        if has_tower(tower) and not ref.get("fuse"):  # the graph alone: no PyTorch
+            return QueryTower(index_dir, tower)
+        from vidret.search.concepts import NUM_CONCEPTS
+        from vidret.search.zero_shot_index import FusedQueryEncoder, zero_shot_encoder
+
         if ref.get("zero_shot"):  # no trained model: queries map to concepts
-            self.encoder: Any = zero_shot_encoder(self.index)
+            from vidret.search.evidence import ConceptEvidence
+
+            concepts = zero_shot_encoder(self.index)
+            self._describe = concepts.describe
             crops = ref["zero_shot"].get("crops", "frame") != "frame"
             self.evidence = ConceptEvidence.try_open(self.index.info.get("dataset"), crops)
-            return
+            return _TorchQueries(concepts)
         if ref.get("fusion"):  # several runs' scores fused (vidret.search.fused_index)
+            from vidret.search.fused_index import FusionQueryEncoder
+
             for model in ref["fusion"]["models"]:
                 check_checkpoint(index_dir, model)
-            self.encoder = FusionQueryEncoder(index_dir, ref["fusion"])
-            return
-        check_checkpoint(index_dir, ref)
-        self.encoder = QueryEncoder(Path(ref["run"]))
-        if self.encoder.experts != ref["experts"]:
+            return _TorchQueries(FusionQueryEncoder(index_dir, ref["fusion"]))
+        from vidret.runs.query_encoder import QueryEncoder
+
+        check_checkpoint(index_dir, ref)  # the run's model embeds the queries: still it?
+        encoder = QueryEncoder(Path(ref["run"]))
+        if encoder.experts != ref["experts"]:
             raise VidretError(f"{index_dir}: the run's experts differ from the index's")
         if ref.get("fuse"):  # the model's score with the concepts' (vidret index --fuse)
-            self.encoder = FusedQueryEncoder(self.encoder, zero_shot_encoder(self.index))
+            concepts = zero_shot_encoder(self.index)
+            self._describe = lambda v: concepts.describe(v[-NUM_CONCEPTS:])  # the last part
+            return _TorchQueries(FusedQueryEncoder(encoder, concepts))
+        return _TorchQueries(encoder)
 
     @property
     def size(self) -> int:
@@ -142,7 +165,7 @@ class SearchEngine:
         t0 = time.perf_counter()
         embedded = self._embed([r.query for r in requests])
         t1 = time.perf_counter()
-        flat = flatten(embedded)
+        flat = embedded.flatten()
         # Candidates per request: FAISS's top `pool`; requests with the same pool size
         # share one call (an HNSW search depends on its k, so sizes are never mixed).
         pools = [self._pool(r) for r in requests]
@@ -171,7 +194,7 @@ class SearchEngine:
                 for n, (s, m, v) in enumerate(ranked)
             ]
             if self.evidence is not None:  # each costs a pass over the hit's frames
-                weights = embedded.vectors[i, 0].numpy()
+                weights = embedded.vectors[i, 0]
                 for h in hits[:EVIDENCE_HITS]:
                     h.evidence = self.evidence.explain(weights, h.video_id)
             results.append(
@@ -187,13 +210,10 @@ class SearchEngine:
             )
         return results
 
-    def _concepts(self, embedded: Embeddings, row: int) -> list[tuple[str, float]] | None:
-        if isinstance(self.encoder, ConceptQueryEncoder):
-            return self.encoder.describe(embedded.vectors[row, 0].numpy())
-        if isinstance(self.encoder, FusedQueryEncoder):  # the concepts are the last part
-            weights = embedded.vectors[row, 0, -NUM_CONCEPTS:].numpy()
-            return self.encoder.concepts.describe(weights)
-        return None
+    def _concepts(self, embedded: ExpertVectors, row: int) -> list[tuple[str, float]] | None:
+        if self._describe is None:
+            return None
+        return self._describe(embedded.vectors[row, 0])
 
     def _pool(self, r: SearchRequest) -> int:
         # Several experts, or a normalization: FAISS proposes candidates, the model's
@@ -207,7 +227,12 @@ class SearchEngine:
         return pool
 
     def _rank(
-        self, embedded: Embeddings, row: int, scores: np.ndarray, ids: np.ndarray, r: SearchRequest
+        self,
+        embedded: ExpertVectors,
+        row: int,
+        scores: np.ndarray,
+        ids: np.ndarray,
+        r: SearchRequest,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Request `row`'s top k from FAISS's candidates: the scores they are ordered by,
         their similarities (the same without normalization) and their ids."""
@@ -215,9 +240,7 @@ class SearchEngine:
         scores, ids = scores[keep], ids[keep]
         experts = self.index.experts
         if experts is not None and len(ids):
-            query = Embeddings(embedded.vectors[row : row + 1], embedded.weights[row : row + 1])
-            candidates = Embeddings(experts.vectors[ids], experts.weights[ids])
-            scores = similarity(query, candidates)[0].numpy()
+            scores = similarity(embedded.rows(slice(row, row + 1)), experts.rows(ids))[0]
             order = np.argsort(-scores, kind="stable")
             scores, ids = scores[order], ids[order]
         order_by = scores
@@ -230,7 +253,7 @@ class SearchEngine:
         k = min(r.k, self.size)
         return order_by[:k], scores[:k], ids[:k]
 
-    def _embed(self, queries: list[str]) -> Embeddings:
+    def _embed(self, queries: list[str]) -> ExpertVectors:
         """The queries' embeddings, from the cache where it has them; the others encoded
         together (each distinct query once)."""
         cached = {q: self.cache.get(q) for q in dict.fromkeys(queries)}
@@ -241,9 +264,9 @@ class SearchEngine:
                 cached[q] = (fresh.vectors[i], fresh.weights[i])
                 self.cache.put(q, cached[q])
         rows = [cached[q] for q in queries]
-        return Embeddings(
-            torch.stack([v for v, _ in rows]),  # type: ignore[misc]
-            torch.stack([w for _, w in rows]),  # type: ignore[misc]
+        return ExpertVectors(
+            np.stack([v for v, _ in rows]),  # type: ignore[misc]
+            np.stack([w for _, w in rows]),  # type: ignore[misc]
         )
 
     def check_normalize(self, normalize: str) -> None:
@@ -254,6 +277,17 @@ class SearchEngine:
                 "rebuild it with `vidret index ... --query-bank 2000` where the run's "
                 "training data is at hand"
             )
+
+
+class _TorchQueries:
+    """A PyTorch query encoder (its `embed_many` gives the models' Embeddings) as the
+    engine takes them: NumPy arrays."""
+
+    def __init__(self, encoder: Any):
+        self.inner = encoder
+
+    def embed_many(self, queries: list[str]) -> ExpertVectors:
+        return ExpertVectors.of(self.inner.embed_many(queries))
 
 
 def check_checkpoint(index_dir: Path, ref: dict[str, Any]) -> None:

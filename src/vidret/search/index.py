@@ -27,27 +27,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from vidret.data.dataset import VideoDataset
 from vidret.data.file_refs import video_folder
 from vidret.errors import VidretError
 from vidret.io import atomic_directory, write_json_atomic, write_jsonl_atomic
-from vidret.models.types import Embeddings
-from vidret.runs.folder import BEST
 from vidret.search.faiss_index import build_faiss_index, set_search_params
-from vidret.search.query_bank import (
-    BANK_FILE,
-    SearchBank,
-)
+from vidret.search.query_bank import BANK_FILE, SearchBank
+from vidret.search.vectors import ExpertVectors
 from vidret.version import code_version
+
+if TYPE_CHECKING:  # the search path runs without PyTorch: types only
+    from vidret.data.dataset import VideoDataset
+    from vidret.models.types import Embeddings
 
 INDEX_INFO = "index.json"
 FAISS_FILE = "index.faiss"
@@ -65,19 +64,13 @@ def checkpoint_digest(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def flatten(embeddings: Embeddings) -> np.ndarray:
-    """`[B, E, d]` unit vectors times their weights -> `[B, E * d]` FAISS rows / queries."""
-    v = embeddings.vectors * embeddings.weights[..., None]
-    return v.reshape(v.shape[0], -1).float().cpu().numpy()
-
-
 @dataclass
 class VideoIndex:
     folder: Path
     info: dict[str, Any]
     index: Any  # faiss.Index
     videos: list[dict[str, Any]]
-    experts: Embeddings | None  # multi-expert models only
+    experts: ExpertVectors | None  # multi-expert models only
     bank: SearchBank | None = None  # built with the run's data at hand
 
     @classmethod
@@ -125,7 +118,7 @@ class VideoIndex:
                     vectors, weights = z["vectors"], z["weights"]
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
                 raise VidretError(f"{folder / EXPERTS_FILE}: damaged ({e}); {rebuild}") from None
-            experts = Embeddings(torch.from_numpy(vectors), torch.from_numpy(weights))
+            experts = ExpertVectors(vectors, weights)
         bank = None
         if info.get("query_bank"):
             try:
@@ -156,6 +149,8 @@ def indexed_videos(
 
 def model_reference(run_dir: Path, experts: list[str], text_model: str) -> dict[str, Any]:
     """What a search must load to embed queries as the videos were embedded."""
+    from vidret.runs.folder import BEST
+
     checkpoint = (run_dir / BEST).resolve()
     return {
         "run": str(run_dir.resolve()),
@@ -179,17 +174,20 @@ def write_index(
     bank: SearchBank | None = None,
     arrays: dict[str, dict[str, np.ndarray]] | None = None,
     floor: float | None = None,
+    copies: dict[str, Path] | None = None,
 ) -> VideoIndex:
     """Write an index folder (atomically) for these video embeddings and metadata.
 
     `files` names the folders the server may read from: `videos` (video files) and
     `thumbnails` (the dataset folder); without it no file of the index is served.
     `arrays`: more files of the index, `name.npz` -> its arrays (a zero-shot index's
-    concept names). `floor`: the weak-match floor when there is no query bank to give it
-    (a zero-shot index)."""
+    concept names). `copies`: more files, name -> the file copied there (the query tower,
+    `vidret.search.export_tower`). `floor`: the weak-match floor when there is no query
+    bank to give it (a zero-shot index)."""
     import faiss
 
-    index, used = build_faiss_index(flatten(embeddings), kind, params)
+    per_expert = ExpertVectors.of(embeddings)
+    index, used = build_faiss_index(per_expert.flatten(), kind, params)
     info = {
         "format": FORMAT,
         "kind": kind,
@@ -204,22 +202,20 @@ def write_index(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "code_version": code_version(),
     }
-    multi_expert = embeddings.vectors.shape[1] > 1
+    multi_expert = per_expert.vectors.shape[1] > 1
     with atomic_directory(out, overwrite=overwrite) as tmp:
         faiss.write_index(index, str(tmp / FAISS_FILE))
         write_jsonl_atomic(tmp / VIDEOS_FILE, videos)
         if multi_expert:
-            np.savez(
-                tmp / EXPERTS_FILE,
-                vectors=embeddings.vectors.numpy(),
-                weights=embeddings.weights.numpy(),
-            )
+            np.savez(tmp / EXPERTS_FILE, vectors=per_expert.vectors, weights=per_expert.weights)
         if bank is not None:
             bank.save(tmp)
         for name, content in (arrays or {}).items():
             np.savez(tmp / name, **content)
+        for name, source in (copies or {}).items():
+            shutil.copyfile(source, tmp / name)
         write_json_atomic(tmp / INDEX_INFO, info)
-    return VideoIndex(out, info, index, videos, embeddings if multi_expert else None, bank)
+    return VideoIndex(out, info, index, videos, per_expert if multi_expert else None, bank)
 
 
 def index_metadata(video: dict[str, Any], caption: str | None) -> dict[str, Any]:

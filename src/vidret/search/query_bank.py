@@ -18,15 +18,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from vidret.eval.normalization import Normalization, column_logsumexp
-from vidret.models.retrieval import RetrievalModel
-from vidret.models.similarity import similarity
-from vidret.models.types import Embeddings
+if TYPE_CHECKING:  # normalizing a query runs without PyTorch; building the bank needs it
+    from vidret.eval.normalization import Normalization
+    from vidret.models.retrieval import RetrievalModel
+    from vidret.models.types import Embeddings
 
 BANK_FILE = "query_bank.npz"
 DEFAULT_BANK_SIZE = 2_000
@@ -74,7 +73,10 @@ def text_embeddings(
     model: RetrievalModel, data: Any, caption_rows: np.ndarray, batch: int = 512
 ) -> Embeddings:
     """The model's embeddings of these captions of a prepared dataset."""
+    import torch
+
     from vidret.batches.prepared import text_batch
+    from vidret.models.types import Embeddings
 
     parts = []
     with torch.inference_mode():
@@ -88,6 +90,12 @@ def build_bank(
 ) -> SearchBank:
     """Per-video normalizers of `videos` against the bank captions `bank_text`, in one pass
     over the videos (chunks of `_VIDEO_CHUNK`, so memory stays bank x chunk)."""
+    import torch
+
+    from vidret.eval.normalization import column_logsumexp
+    from vidret.models.similarity import similarity
+    from vidret.models.types import Embeddings
+
     n = videos.vectors.shape[0]
     k = min(norm.k, n)
     lse_qb, lse_ds = np.empty(n, np.float64), np.empty(n, np.float64)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 from cachetools import LRUCache
-from torch import Tensor
 
 # per query: its per-expert vectors [experts, dim] and weights [experts]
-CachedEmbedding = tuple[Tensor, Tensor]
+CachedEmbedding = tuple[np.ndarray, np.ndarray]
 
 
 class QueryCache:

@@ -16,17 +16,17 @@ moment the whole video.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from vidret.batches.windows import window_batch
-from vidret.data.dataset import VideoDataset
 from vidret.data.moments import video_duration
 from vidret.data.timeline import frame_times
-from vidret.models.types import Embeddings
 from vidret.progress import progress_bar
+
+if TYPE_CHECKING:  # merging hits is on the search path, which runs without PyTorch
+    from vidret.data.dataset import VideoDataset
+    from vidret.models.types import Embeddings
 
 MERGE_TOLERANCE = 0.05  # similarity below a moment's best that still widens it
 
@@ -52,6 +52,11 @@ def embed_segments(
     regions: list[str] | tuple[str, ...] = (),
 ) -> tuple[Embeddings, list[dict[str, Any]]]:
     """Every video's segments embedded, and their metadata (the video's + `segment`)."""
+    import torch
+
+    from vidret.batches.windows import window_batch
+    from vidret.models.types import Embeddings
+
     vectors, weights, rows = [], [], []
     for row in progress_bar(range(dataset.num_videos), enabled=progress, desc="segments"):
         duration = video_duration(dataset.videos[row])

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +24,10 @@ import numpy as np
 from vidret.cache_dir import user_cache_dir
 from vidret.io import atomic_path, write_json_atomic
 from vidret.text.cache import model_key
+from vidret.text.fast_tokenizer import Tokenize, fast_tokenizer
 from vidret.text.sentence_bert import EncodedTexts, load_sentence_model
 
 _EXPORT_VERSION = 1
-# texts -> {"input_ids", "attention_mask"} as int64 arrays, padded to the longest
-Tokenize = Callable[[list[str]], dict[str, np.ndarray]]
 
 
 class OnnxSentenceEncoder:
@@ -53,13 +51,10 @@ class OnnxSentenceEncoder:
         if quick is not None:
             return quick
         model = load_sentence_model(str(model_path))
-        modules = list(model)
-        names = [type(m).__name__ for m in modules]
-        if names[:2] != ["Transformer", "Pooling"] or names[2:] not in ([], ["Normalize"]):
+        structure = sentence_structure(model)
+        if structure is None:
             return None
-        pooling = modules[1].get_config_dict().get("pooling_mode")
-        if pooling not in ("mean", "cls"):
-            return None
+        pooling, normalize = structure
         try:
             onnx_file = _export(model, model_path)
         except Exception as e:  # an architecture the exporter cannot trace: PyTorch it is
@@ -67,14 +62,13 @@ class OnnxSentenceEncoder:
                 f"{model_path}: no ONNX export ({e}); queries run in PyTorch", stacklevel=2
             )
             return None
-        normalize = len(names) == 3
         write_json_atomic(
             _manifest_path(onnx_file),
             {
                 "pooling": pooling,
                 "normalize": normalize,
                 "max_seq_length": int(model.max_seq_length),
-                "do_lower_case": bool(getattr(modules[0], "do_lower_case", False)),
+                "do_lower_case": bool(getattr(model[0], "do_lower_case", False)),
             },
         )
 
@@ -105,6 +99,19 @@ class OnnxSentenceEncoder:
         return EncodedTexts(sentence.astype(np.float32), out, kept.sum(1).astype(np.int64))
 
 
+def sentence_structure(model: Any) -> tuple[str, bool] | None:
+    """(pooling, normalized) of a Transformer -> Pooling (mean or cls) -> optional Normalize
+    sentence-transformers model; None for any other structure (not exported)."""
+    modules = list(model)
+    names = [type(m).__name__ for m in modules]
+    if names[:2] != ["Transformer", "Pooling"] or names[2:] not in ([], ["Normalize"]):
+        return None
+    pooling = modules[1].get_config_dict().get("pooling_mode")
+    if pooling not in ("mean", "cls"):
+        return None
+    return pooling, len(names) == 3
+
+
 def _onnx_path(model_path: Path) -> Path:
     return user_cache_dir() / "models" / f"{model_key(model_path)}-v{_EXPORT_VERSION}.onnx"
 
@@ -121,26 +128,8 @@ def _load_exported(model_path: Path, threads: int) -> OnnxSentenceEncoder | None
     tokenizer_file = model_path / "tokenizer.json"
     if not (onnx_file.exists() and manifest_file.exists() and tokenizer_file.exists()):
         return None
-    from tokenizers import Tokenizer
-
     manifest = json.loads(manifest_file.read_text())
-    tokenizer = Tokenizer.from_file(str(tokenizer_file))
-    # As sentence-transformers calls it: longest-first truncation at max_seq_length,
-    # padded to the longest text of the batch, special tokens added.
-    tokenizer.enable_truncation(max_length=manifest["max_seq_length"])
-    pad = tokenizer.padding or {}
-    tokenizer.enable_padding(pad_id=pad.get("pad_id", 0), pad_token=pad.get("pad_token", "[PAD]"))
-
-    def tokenize(texts: list[str]) -> dict[str, np.ndarray]:
-        texts = [t.strip() for t in texts]
-        if manifest["do_lower_case"]:
-            texts = [t.lower() for t in texts]
-        encoded = tokenizer.encode_batch(texts)
-        return {
-            "input_ids": np.array([e.ids for e in encoded], np.int64),
-            "attention_mask": np.array([e.attention_mask for e in encoded], np.int64),
-        }
-
+    tokenize = fast_tokenizer(tokenizer_file, manifest["max_seq_length"], manifest["do_lower_case"])
     return OnnxSentenceEncoder(
         tokenize, onnx_file, manifest["pooling"], manifest["normalize"], threads
     )
