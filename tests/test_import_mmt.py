@@ -155,3 +155,8 @@ def test_ce_word_features_become_caption_features_a_model_can_read(tmp_path: Pat
     train(cfg, tmp_path / "run", tmp_path / "out", progress=False)
     with pytest.raises(VidretError, match="cannot embed a new query"):
         QueryEncoder(tmp_path / "run")
+    # its videos can still be indexed; the index says why it has no query graph
+    from vidret.search.build_index import build_index
+
+    index = build_index(tmp_path / "run", tmp_path / "out", tmp_path / "index", progress=False)
+    assert "cannot embed a new query" in index.info["model"]["query_tower"]["fallback"]

@@ -89,7 +89,10 @@ def export_query_tower(run_dir: Path, folder: Path, precision: str = "fp32") -> 
     the weights quantized (onnxruntime's dynamic quantization), about 2x faster a query."""
     if precision not in PRECISIONS:
         raise VidretError(f"--query-tower {precision!r}: choose one of {', '.join(PRECISIONS)}")
-    reference = QueryEncoder(run_dir, backend="torch")
+    try:
+        reference = QueryEncoder(run_dir, backend="torch")
+    except VidretError as e:  # e.g. captions read as the dataset's features (text.source)
+        return {"fallback": str(e)}
     text = reference.cfg.text
     if text.encoder == "finetune":
         return {"fallback": "the model fine-tunes its own caption transformer (not exported)"}
