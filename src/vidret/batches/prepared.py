@@ -17,7 +17,7 @@ from vidret.models.base import ModelSignature
 from vidret.models.registry import reads_regions
 from vidret.models.types import TextBatch, VideoBatch
 from vidret.text.cache import TextFeatureCache
-from vidret.text.sentence_bert import EncodedTexts, resolve_model_path
+from vidret.text.sentence_bert import EncodedTexts, caption_model_path
 
 
 @dataclass
@@ -108,7 +108,7 @@ def prepare_data(
             if rows is not None:
                 scored[part] = rows
 
-    model_path = resolve_model_path(cfg.text.model)
+    model_path = caption_model_path(cfg.text.model, cfg.text.encoder)
     if cfg.text.source is not None:
         text = source_features(dataset, cfg.text.source, root)
     else:

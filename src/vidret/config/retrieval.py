@@ -29,8 +29,10 @@ class DataConfig(ConfigSection):
 
 class TextConfig(ConfigSection):
     # sentence: frozen Sentence-BERT vectors; tokens: frozen token features + trainable
-    # aggregator; finetune: the transformer itself is trained (slow on CPU)
-    encoder: Literal["sentence", "tokens", "finetune"] = "sentence"
+    # aggregator; finetune: the transformer itself is trained (slow on CPU); static: frozen
+    # vectors of a word-vector table distilled from `model` by model2vec (no transformer
+    # at query time: vidret.text.static_model)
+    encoder: Literal["sentence", "tokens", "finetune", "static"] = "sentence"
     model: str | None = None  # sentence-transformers folder; None: all-MiniLM-L6-v2 (packaged)
     max_tokens: int = Field(32, ge=4, le=256)
     aggregator_layers: int = Field(1, ge=1, le=6)

@@ -67,7 +67,7 @@ class FineTunedSentenceBert(nn.Module):
 
 
 def build_text_encoder(cfg: TextConfig, text_dim: int, model_path: str) -> nn.Module:
-    if cfg.encoder == "sentence":
+    if cfg.encoder in ("sentence", "static"):  # static: vectors of a distilled table
         return SentenceVectors()
     if cfg.encoder == "tokens":
         return TokenAggregator(text_dim, cfg.aggregator_layers)

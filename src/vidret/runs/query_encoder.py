@@ -28,7 +28,7 @@ class QueryEncoder:
         self.experts = list(info["signature"]["experts"])
         self.text_model = Path(info["text_model"])
         self._onnx = None
-        if backend == "onnx" and self.cfg.text.encoder != "finetune":
+        if backend == "onnx" and self.cfg.text.encoder not in ("finetune", "static"):
             # One onnxruntime thread: a short query gains little from two (5.2 vs 6.3 ms
             # here), and spinning pool threads slow PyTorch's text head beside them.
             self._onnx = OnnxSentenceEncoder.try_load(self.text_model, threads=1)

@@ -25,9 +25,16 @@ from torch import Tensor, nn
 from vidret.errors import VidretError
 from vidret.models.types import TextBatch
 from vidret.runs.query_encoder import QueryEncoder
-from vidret.search.query_tower import TOKENIZER_FILE, TOWER_FILE, QueryTower, optimize_graph
+from vidret.search.query_tower import (
+    TOKENIZER_FILE,
+    TOWER_FILE,
+    QueryTower,
+    optimize_graph,
+    tower_tokenizer,
+)
 from vidret.text.onnx_encoder import sentence_structure
 from vidret.text.sentence_bert import load_sentence_model
+from vidret.text.static_model import is_static_model, static_settings, static_table
 
 MAX_DIFFERENCE = 1e-4
 # int8 weights move every number by far more than float rounding: the graph is checked by
@@ -82,6 +89,24 @@ class _Tower(nn.Module):
         return out.vectors.float(), out.weights.float()
 
 
+class _StaticTower(nn.Module):
+    """A static caption model (`text.encoder: static`): the mean of the tokens' rows."""
+
+    def __init__(self, table: np.ndarray, normalize: bool, model: nn.Module):
+        super().__init__()
+        self.register_buffer("table", torch.from_numpy(table))
+        self.normalize, self.model = normalize, model
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
+        mask = attention_mask.unsqueeze(-1).float()
+        summed = (self.table[input_ids] * mask).sum(1)
+        sentence = summed / mask.sum(1).clamp_min(1.0)
+        if self.normalize:
+            sentence = nn.functional.normalize(sentence, dim=-1)
+        out = self.model.embed_text(TextBatch(sentence=sentence))
+        return out.vectors.float(), out.weights.float()
+
+
 def export_query_tower(run_dir: Path, folder: Path, precision: str = "fp32") -> dict[str, Any]:
     """Write `query_tower.onnx` and the caption model's `tokenizer.json` into `folder`; their
     settings for index.json, or `{"fallback": reason}` (nothing written) when the run's
@@ -96,6 +121,13 @@ def export_query_tower(run_dir: Path, folder: Path, precision: str = "fp32") -> 
     text = reference.cfg.text
     if text.encoder == "finetune":
         return {"fallback": "the model fine-tunes its own caption transformer (not exported)"}
+    if is_static_model(reference.text_model):
+        static = static_settings(reference.text_model)
+        settings = {"file": TOWER_FILE, "tokenizer": TOKENIZER_FILE, "min_tokens": 0,
+                    "precision": precision, **static}  # fmt: skip
+        table = static_table(reference.text_model)
+        tower: nn.Module = _StaticTower(table, static["normalize"], reference.model).eval()
+        return _write_and_check(tower, reference, folder, settings, None)
     sentence_model = load_sentence_model(str(reference.text_model))
     structure = sentence_structure(sentence_model)
     tokenizer = reference.text_model / TOKENIZER_FILE
@@ -116,7 +148,20 @@ def export_query_tower(run_dir: Path, folder: Path, precision: str = "fp32") -> 
     }
     transformer = sentence_model[0].auto_model
     tower = _Tower(transformer, pooling, normalize, max_tokens, reference.model).eval()
-    shutil.copyfile(tokenizer, folder / TOKENIZER_FILE)
+    return _write_and_check(tower, reference, folder, settings, transformer)
+
+
+def _write_and_check(
+    tower: nn.Module,
+    reference: QueryEncoder,
+    folder: Path,
+    settings: dict[str, Any],
+    transformer: nn.Module | None,
+) -> dict[str, Any]:
+    """Export `tower` with the caption model's tokenizer, check it against `reference`;
+    its settings, or a fallback (nothing left in `folder`)."""
+    precision = settings["precision"]
+    shutil.copyfile(reference.text_model / TOKENIZER_FILE, folder / TOKENIZER_FILE)
     try:
         _export(tower, folder, settings)
         difference, cosine = _difference(reference, QueryTower(folder, settings))
@@ -125,7 +170,8 @@ def export_query_tower(run_dir: Path, folder: Path, precision: str = "fp32") -> 
         reason = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
         return {"fallback": f"the exporter failed ({reason})"}
     finally:
-        transformer.eval()  # the shared, cached sentence model stays in eval mode
+        if transformer is not None:
+            transformer.eval()  # the shared, cached sentence model stays in eval mode
     if precision == "fp32" and difference > MAX_DIFFERENCE:
         _remove(folder)
         return {
@@ -150,15 +196,8 @@ def add_query_tower(
     return {p.name: p for p in folder.iterdir()}
 
 
-def _export(tower: _Tower, folder: Path, settings: dict[str, Any]) -> None:
-    from vidret.text.fast_tokenizer import fast_tokenizer
-
-    tokenize = fast_tokenizer(
-        folder / TOKENIZER_FILE,
-        settings["max_seq_length"],
-        settings["do_lower_case"],
-        settings["min_tokens"],
-    )
+def _export(tower: nn.Module, folder: Path, settings: dict[str, Any]) -> None:
+    tokenize = tower_tokenizer(folder, settings)
     example = {k: torch.from_numpy(v) for k, v in tokenize(PROBE_QUERIES[:2]).items()}
     axes = {0: "batch", 1: "tokens"}
     traced = folder / f"{TOWER_FILE}.traced"

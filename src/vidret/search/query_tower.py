@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from vidret.errors import VidretError
 from vidret.search.vectors import ExpertVectors
 from vidret.text.fast_tokenizer import fast_tokenizer
 
@@ -30,23 +31,40 @@ class QueryTower:
     def __init__(self, index_dir: Path, settings: dict[str, Any], threads: int = 1):
         import onnxruntime as ort
 
-        self._tokenize = fast_tokenizer(
-            index_dir / settings["tokenizer"],
-            settings["max_seq_length"],
-            settings["do_lower_case"],
-            settings["min_tokens"],
-        )
+        rebuild = "rebuild the index with `vidret index ... --overwrite`"
+        graph = index_dir / settings["file"]
+        try:
+            self._tokenize = tower_tokenizer(index_dir, settings)
+        except Exception as e:  # missing or not a tokenizer file
+            tokenizer = index_dir / settings["tokenizer"]
+            raise VidretError(f"{tokenizer}: unreadable ({e}); {rebuild}") from None
         options = ort.SessionOptions()
         # One thread: a short query gains little from two, and a server runs several.
         options.intra_op_num_threads = threads
-        self._session = ort.InferenceSession(
-            str(index_dir / settings["file"]), options, providers=["CPUExecutionProvider"]
-        )
+        try:
+            self._session = ort.InferenceSession(
+                str(graph), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as e:  # onnxruntime's own errors: missing, truncated, not a graph
+            reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else "unreadable"
+            raise VidretError(f"{graph}: damaged or missing ({reason}); {rebuild}") from None
 
     def embed_many(self, queries: list[str]) -> ExpertVectors:
         features = self._tokenize(list(queries))
         vectors, weights = self._session.run(None, features)
         return ExpertVectors(vectors, weights)
+
+
+def tower_tokenizer(folder: Path, settings: dict[str, Any]) -> Any:
+    """The tokenizer the graph was exported with, from the settings index.json keeps."""
+    return fast_tokenizer(
+        folder / settings["tokenizer"],
+        settings["max_seq_length"],
+        settings["do_lower_case"],
+        settings["min_tokens"],
+        settings.get("add_special_tokens", True),
+        settings.get("drop_token_id"),
+    )
 
 
 def optimize_graph(source: Path, target: Path) -> None:

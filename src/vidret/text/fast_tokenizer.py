@@ -18,10 +18,17 @@ Tokenize = Callable[[list[str]], dict[str, np.ndarray]]
 
 
 def fast_tokenizer(
-    tokenizer_file: Path, max_seq_length: int, do_lower_case: bool, min_length: int = 0
+    tokenizer_file: Path,
+    max_seq_length: int,
+    do_lower_case: bool,
+    min_length: int = 0,
+    add_special_tokens: bool = True,
+    drop_token_id: int | None = None,
 ) -> Tokenize:
     """`min_length`: pad every batch to at least this many tokens (a model that reads a
-    fixed number of token features sees the padding it was trained with)."""
+    fixed number of token features sees the padding it was trained with).
+    `add_special_tokens` False and `drop_token_id` (masked out wherever it occurs): as
+    model2vec tokenizes for a static model (no [CLS]/[SEP], unknown tokens dropped)."""
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(tokenizer_file))
@@ -34,9 +41,11 @@ def fast_tokenizer(
         texts = [t.strip() for t in texts]
         if do_lower_case:
             texts = [t.lower() for t in texts]
-        encoded = tokenizer.encode_batch(texts)
+        encoded = tokenizer.encode_batch(texts, add_special_tokens=add_special_tokens)
         ids = np.array([e.ids for e in encoded], np.int64)
         mask = np.array([e.attention_mask for e in encoded], np.int64)
+        if drop_token_id is not None:
+            mask[ids == drop_token_id] = 0
         short = min_length - ids.shape[1]
         if short > 0:
             ids = np.pad(ids, ((0, 0), (0, short)), constant_values=pad_id)

@@ -48,6 +48,17 @@ def resolve_model_path(model: str | None) -> Path:
     return path
 
 
+def caption_model_path(model: str | None, encoder: str) -> Path:
+    """The folder captions are encoded with: `text.model`'s, or with `text.encoder: static`
+    the static model distilled from it (once, cached)."""
+    path = resolve_model_path(model)
+    if encoder == "static":
+        from vidret.text.static_model import static_model
+
+        return static_model(path)
+    return path
+
+
 @lru_cache(maxsize=2)
 def load_sentence_model(path: str, device: str = "cpu") -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -75,6 +86,12 @@ def encode_texts(
     progress: bool = True,
 ) -> EncodedTexts:
     """Run the model once over `texts`: sentence vectors, and token features if asked."""
+    from vidret.text.static_model import encode_static, is_static_model
+
+    if is_static_model(model_path):  # a table look-up: no transformer, no tokens
+        if with_tokens:
+            raise VidretError(f"{model_path}: a static model has no token features")
+        return EncodedTexts(encode_static(texts, model_path), None, None)
     import torch
 
     model = load_sentence_model(str(model_path))
