@@ -44,7 +44,7 @@ from vidret.data.dataset import VideoDataset
 from vidret.errors import VidretError
 from vidret.io import save_npy_atomic
 from vidret.models.types import Embeddings
-from vidret.text.cache import model_key
+from vidret.text.model_key import model_key
 from vidret.text.onnx_encoder import OnnxSentenceEncoder
 from vidret.text.sentence_bert import default_model_path, encode_texts
 from vidret.video.frame_encoder import FEATURE_DIM, EfficientNetLite0, weights_file

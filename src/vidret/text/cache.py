@@ -26,6 +26,7 @@ from vidret.cache_dir import user_cache_dir
 from vidret.data.format import CACHE_DIR
 from vidret.io import atomic_directory, save_npy_atomic, write_json_atomic
 from vidret.progress import note
+from vidret.text.model_key import model_key
 from vidret.text.sentence_bert import EncodedTexts, encode_texts
 
 _FORMAT = 1
@@ -45,18 +46,6 @@ def _writable(folder: Path) -> bool:
     except OSError:
         return False
     return owner_may_write and os.access(folder, os.W_OK)
-
-
-def model_key(model_path: Path) -> str:
-    """A readable, collision-safe name for a model folder: its name plus a hash of its config."""
-    config = model_path / "config.json"
-    digest = hashlib.sha1(str(model_path.resolve()).encode())
-    if config.exists():
-        digest = hashlib.sha1(config.read_bytes())
-    return (
-        f"{model_path.name if model_path.name != 'model' else model_path.parent.name}-"
-        + (digest.hexdigest()[:8])
-    )
 
 
 @dataclass

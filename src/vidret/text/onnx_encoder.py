@@ -23,8 +23,8 @@ import numpy as np
 
 from vidret.cache_dir import user_cache_dir
 from vidret.io import atomic_path, write_json_atomic
-from vidret.text.cache import model_key
 from vidret.text.fast_tokenizer import Tokenize, fast_tokenizer
+from vidret.text.model_key import model_key
 from vidret.text.sentence_bert import EncodedTexts, load_sentence_model
 
 _EXPORT_VERSION = 1

@@ -28,8 +28,8 @@ from vidret.errors import VidretError
 from vidret.io import atomic_directory
 from vidret.locking import folder_lock
 from vidret.progress import note
-from vidret.text.cache import model_key
 from vidret.text.fast_tokenizer import Tokenize, fast_tokenizer
+from vidret.text.model_key import model_key
 
 _VERSION = 1
 TABLE_FILE = "model.safetensors"
