@@ -1,15 +1,17 @@
 """A trained run's whole query side as one ONNX graph, run without PyTorch.
 
 `vidret index` exports the caption encoder (the sentence-transformers transformer, its
-pooling and normalization) and the model's text head together into `query_tower.onnx`
-beside the index, with the caption model's `tokenizer.json`, and checks the graph against
-the PyTorch path it replaces (`vidret.search.export_tower`). A search then needs only
-`tokenizers`, onnxruntime, FAISS and NumPy: no PyTorch import, the larger part of a cold
-`vidret search`.
+pooling and normalization, or a static model's token table) and the model's text head
+together into `query_tower.onnx` beside the index, with the caption model's
+`tokenizer.json`, and checks the graph against the PyTorch path it replaces
+(`vidret.search.export_tower`). A search then needs only `tokenizers`, onnxruntime, FAISS
+and NumPy: no PyTorch import, the larger part of a cold `vidret search`.
 
-index.json's `model.query_tower` says what was stored: `{"file", "tokenizer",
-"max_seq_length", "do_lower_case", "min_tokens", "max_difference"}`, or `{"fallback":
-reason}` when the model's text side could not be exported (queries then run in PyTorch).
+index.json's `model.query_tower` says what was stored: the files, how to tokenize
+(`max_seq_length`, `do_lower_case`, `min_tokens`, and for a static model
+`add_special_tokens` and `drop_token_id`), `precision` (fp32 or int8) and how far the graph
+is from PyTorch (`max_difference`, `min_cosine`); or `{"fallback": reason}` when the
+model's query side could not be exported (queries then run in PyTorch).
 """
 
 from __future__ import annotations
