@@ -22,7 +22,7 @@ from vidret.models.types import Embeddings
 from vidret.progress import note, progress_bar
 from vidret.runs.folder import load_trained_model
 from vidret.search.concepts import CONCEPTS_FILE, ConceptQueryEncoder, fuse_with_concepts
-from vidret.search.export_tower import PRECISIONS, add_query_tower
+from vidret.search.export_tower import add_query_tower, check_precision
 from vidret.search.faiss_index import check_index_kind
 from vidret.search.index import (
     VideoIndex,
@@ -73,8 +73,7 @@ def build_index(
             f"--fuse {fuse:g}: a weight from 0 (off) to below 1; 1 would ignore the model "
             "(for concepts alone, build with --zero-shot)"
         )
-    if query_tower not in PRECISIONS:
-        raise VidretError(f"--query-tower {query_tower!r}: choose one of {', '.join(PRECISIONS)}")
+    check_precision(query_tower)
     if segment_seconds and fuse:
         raise VidretError("--fuse and --segment-seconds cannot be combined yet")
     require_folder_or_nothing(out)

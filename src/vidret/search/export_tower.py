@@ -55,6 +55,11 @@ PROBE_QUERIES = [
 ]
 
 
+def check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise VidretError(f"--query-tower {precision!r}: choose one of {', '.join(PRECISIONS)}")
+
+
 class _Tower(nn.Module):
     """input_ids, attention_mask -> (vectors [B, E, d], weights [B, E])."""
 
@@ -112,8 +117,7 @@ def export_query_tower(run_dir: Path, folder: Path, precision: str = "fp32") -> 
     settings for index.json, or `{"fallback": reason}` (nothing written) when the run's
     query side cannot be exported or its graph does not match PyTorch. `precision` int8:
     the weights quantized (onnxruntime's dynamic quantization), about 2x faster a query."""
-    if precision not in PRECISIONS:
-        raise VidretError(f"--query-tower {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    check_precision(precision)
     try:
         reference = QueryEncoder(run_dir, backend="torch")
     except VidretError as e:  # e.g. captions read as the dataset's features (text.source)

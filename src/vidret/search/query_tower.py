@@ -85,4 +85,4 @@ def optimize_graph(source: Path, target: Path) -> None:
 def has_tower(settings: dict[str, Any] | None) -> bool:
     """An index whose queries run through its stored graph (not a fallback, not an index
     older than the graph)."""
-    return bool(settings) and "file" in settings  # type: ignore[operator]
+    return settings is not None and "file" in settings

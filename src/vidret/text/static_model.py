@@ -100,7 +100,7 @@ def _load(path: str) -> tuple[np.ndarray, Tokenize, bool]:
         folder / TOKENIZER_FILE,
         settings["max_seq_length"],
         settings["do_lower_case"],
-        add_special_tokens=False,
+        add_special_tokens=settings["add_special_tokens"],
         drop_token_id=settings["drop_token_id"],
     )
     return table, tokenize, settings["normalize"]
