@@ -64,3 +64,25 @@ def test_unknown_backend_is_refused() -> None:
 
     with pytest.raises(VidretError, match="onnx"):
         EfficientNetLite0("tensorflow")  # type: ignore[arg-type]
+
+
+def test_parallel_runs_give_each_frame_its_own_features_in_order() -> None:
+    # The batch is split over single-threaded runs side by side: every frame must come
+    # back where it went in, equal to one run over the whole batch (70 frames: parts of
+    # 32, 32 and 6 with three runs, an uneven last part).
+    frames = np.random.default_rng(0).integers(0, 255, (70, 224, 224, 3), dtype=np.uint8)
+    one = EfficientNetLite0("onnx", threads=1)
+    three = EfficientNetLite0("onnx", threads=3)
+    assert three.parallel_runs == 3
+    alone = np.concatenate([one.encode(frames[i : i + 1]) for i in (0, 31, 32, 69)])
+    together = three.encode(frames)
+    assert together.shape == (70, 1280)
+    np.testing.assert_allclose(together[[0, 31, 32, 69]], alone, atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(together, one.encode(frames), atol=1e-4, rtol=1e-4)
+    # Both outputs of the region model stay paired with their frame.
+    regions = EfficientNetLite0("onnx", threads=2, regions=4)
+    pooled, cells = regions.encode_regions(frames[:5])
+    last_pooled, last_cells = regions.encode_regions(frames[4:5])
+    np.testing.assert_allclose(pooled, together[:5], atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(cells[4:], last_cells, atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(last_pooled, together[4:5], atol=1e-4, rtol=1e-4)

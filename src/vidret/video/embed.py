@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,8 +38,8 @@ class EmbeddedVideo:
 class _Assembler:
     """One video's chunks of frames embedded as they come; the frames are not kept."""
 
-    def __init__(self, encoder: Any):
-        self.encoder = encoder
+    def __init__(self, size: int):
+        self.size = size
         self.features: list[np.ndarray] = []
         self.regions: list[np.ndarray] = []
         self.times: list[np.ndarray] = []
@@ -45,24 +47,29 @@ class _Assembler:
         self.header: VideoHeader | None = None
         self.count = 0
 
-    def add(self, header: VideoHeader, frames: np.ndarray, times: np.ndarray) -> None:
+    def add(
+        self,
+        header: VideoHeader,
+        frames: np.ndarray,
+        times: np.ndarray,
+        embedded: tuple[np.ndarray, np.ndarray | None],
+    ) -> None:
+        """One chunk of frames and their `embed_chunk` output."""
         self.header = header
         middle = header.frames // 2  # the thumbnail: the video's middle sampled frame
         if self.count <= middle < self.count + len(frames):
             self.thumbnail = frames[middle - self.count].copy()
-        if getattr(self.encoder, "regions", 0):
-            features, regions = self.encoder.encode_regions(frames)
-            self.regions.append(regions.astype(np.float16))
-        else:
-            features = self.encoder.encode(frames)
-        self.features.append(features.astype(np.float16))
+        features, regions = embedded
+        if regions is not None:
+            self.regions.append(regions)
+        self.features.append(features)
         self.times.append(times)
         self.count += len(frames)
 
     def finish(self) -> EmbeddedVideo:
         h = self.header
         assert h is not None and self.thumbnail is not None
-        empty = np.zeros((0, self.encoder.size, self.encoder.size, 3), np.uint8)
+        empty = np.zeros((0, self.size, self.size, 3), np.uint8)
         decoded = DecodedVideo(
             empty, np.concatenate(self.times), h.duration, h.fps, h.width, h.height
         )
@@ -70,15 +77,23 @@ class _Assembler:
         return EmbeddedVideo(np.concatenate(self.features), self.thumbnail, decoded, regions)
 
 
+def embed_chunk(encoder: Any, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Features of `frames` as stored (float16), and their region features with `--regions`."""
+    if getattr(encoder, "regions", 0):
+        features, regions = encoder.encode_regions(frames)
+        return features.astype(np.float16), regions.astype(np.float16)
+    return encoder.encode(frames).astype(np.float16), None
+
+
 def embed_file(
     path: Path, sampling: Sampling, encoder: Any
 ) -> EmbeddedVideo | UnreadableVideoError:
     """Decode and embed one file, a chunk of frames at a time, in this thread (Ray's
     actors); or why it cannot be read: one odd file must not end the extraction."""
-    assembler = _Assembler(encoder)
+    assembler = _Assembler(encoder.size)
     try:
         for header, frames, times in stream_frames(path, sampling, encoder.size):
-            assembler.add(header, frames, times)
+            assembler.add(header, frames, times, embed_chunk(encoder, frames))
     except Exception as e:
         return unreadable(e)
     return assembler.finish()
@@ -97,9 +112,14 @@ Extracted = tuple[Path, EmbeddedVideo | UnreadableVideoError]
 
 
 def embedded_here(paths: list[Path], sampling: Sampling, encoder: Any) -> Iterator[Extracted]:
-    """Decode in a background thread (FFmpeg releases the GIL) while this thread embeds."""
+    """Three stages at once: decoding in a background thread (FFmpeg releases the GIL),
+    the frame model on the newest chunk in another, and this thread assembling and
+    handing on the chunk before it, so the model does not wait for what is done with
+    its output."""
     assembler: _Assembler | None = None
-    for path, item in _decoded_chunks(paths, sampling, encoder.size):
+
+    def hand_on(path: Path, item: Any, features: Future | None) -> Iterator[Extracted]:
+        nonlocal assembler
         if isinstance(item, UnreadableVideoError):
             yield path, item  # what was embedded of it is dropped
             assembler = None
@@ -108,8 +128,21 @@ def embedded_here(paths: list[Path], sampling: Sampling, encoder: Any) -> Iterat
             yield path, assembler.finish()
             assembler = None
         else:
-            assembler = assembler or _Assembler(encoder)
-            assembler.add(*item)
+            assert features is not None
+            assembler = assembler or _Assembler(encoder.size)
+            assembler.add(*item, features.result())
+
+    # (path, a decoded chunk or None at its file's end or why it failed, the chunk's features)
+    waiting: deque[tuple[Path, Any, Future | None]] = deque()
+    with ThreadPoolExecutor(1, "vidret-embed") as model:
+        for path, item in _decoded_chunks(paths, sampling, encoder.size):
+            chunk = isinstance(item, tuple)
+            features = model.submit(embed_chunk, encoder, item[1]) if chunk else None
+            waiting.append((path, item, features))
+            if len(waiting) > 1:  # the newest stays with the model
+                yield from hand_on(*waiting.popleft())
+        while waiting:
+            yield from hand_on(*waiting.popleft())
 
 
 AHEAD_CHUNKS = 2  # decoded chunks waiting for the frame model, at most

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
@@ -108,7 +110,7 @@ def preprocess(frames: np.ndarray) -> np.ndarray:
     return (x - _MEAN) / _STD
 
 
-ENCODE_CHUNK = 32  # frames per forward pass
+ENCODE_CHUNK = 32  # frames per forward pass, at most
 
 
 class EfficientNetLite0:
@@ -123,19 +125,28 @@ class EfficientNetLite0:
         if regions:
             region_grid(regions)  # a clear error before the model loads
         self.backend, self.regions = backend, regions
+        self._pool: ThreadPoolExecutor | None = None
         if backend == "onnx":
             import onnxruntime as ort
 
+            # One single-threaded run per core, on parts of the batch, rather than one run
+            # over all cores: onnxruntime joins its threads after every operator, so a
+            # decoding thread on the same cores stalls the whole run at each of them
+            # (benchmarks/bench_extract.py, 2 cores: the model alone 128 -> 144 frames/s,
+            # `vidret extract` 76 -> 98).
             options = ort.SessionOptions()
-            if threads:
-                options.intra_op_num_threads = threads
+            options.intra_op_num_threads = 1
             self._session = ort.InferenceSession(
                 str(onnx_model_file(regions)), options, providers=["CPUExecutionProvider"]
             )
+            self.parallel_runs = threads or os.cpu_count() or 1
+            if self.parallel_runs > 1:
+                self._pool = ThreadPoolExecutor(self.parallel_runs, "vidret-frames")
         elif backend == "torch":
             if threads:
                 torch.set_num_threads(threads)
             self._model = load_torch_model(regions=regions)
+            self.parallel_runs = 1  # PyTorch spreads one run over its own threads
         else:
             raise VidretError(f"frame encoder backend {backend!r}: choose 'onnx' or 'torch'")
 
@@ -152,10 +163,15 @@ class EfficientNetLite0:
         return pooled, cells
 
     def _chunks(self, frames: np.ndarray) -> list[np.ndarray]:
-        parts = [
-            self._encode(frames[i : i + ENCODE_CHUNK]) for i in range(0, len(frames), ENCODE_CHUNK)
-        ]
-        return [np.concatenate(outputs) for outputs in zip(*parts, strict=True)]
+        """`_encode` over parts of `frames`: as many parts as parallel runs (each at most
+        ENCODE_CHUNK frames), run side by side on the pool; outputs in frame order."""
+        size = min(ENCODE_CHUNK, max(1, math.ceil(len(frames) / self.parallel_runs)))
+        parts = [frames[i : i + size] for i in range(0, len(frames), size)]
+        if self._pool is None or len(parts) == 1:
+            outputs = [self._encode(part) for part in parts]
+        else:
+            outputs = list(self._pool.map(self._encode, parts))
+        return [np.concatenate(out) for out in zip(*outputs, strict=True)]
 
     def _encode(self, frames: np.ndarray) -> list[np.ndarray]:
         x = preprocess(frames)
