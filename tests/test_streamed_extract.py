@@ -88,3 +88,47 @@ def test_max_frames_is_checked() -> None:
         Sampling(frames=None, fps=1, max_frames=100_000)
     with pytest.raises(VidretError, match="--frames 2000"):
         Sampling(frames=2000)
+
+
+@pytest.mark.parametrize(
+    ("name", "codec", "keyframe_every", "seeks_kept"),
+    [
+        ("short-gop.mp4", "libx264", 20, True),  # a keyframe every 2 s: seeks all the way
+        ("sparse-gop.mp4", "libx264", 400, False),  # 40 s apart: a seek lands behind, stops
+        ("short-gop.webm", "libvpx-vp9", 20, True),
+    ],
+)
+def test_seeking_to_keyframes_gives_the_frames_of_decoding_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, codec: str,
+    keyframe_every: int, seeks_kept: bool,
+) -> None:  # fmt: skip
+    from vidret.video import decode
+
+    # 3 minutes of 18 scenes (every frame drifts, so a frame off by one differs), 16
+    # frames sampled: targets 11 s apart, more than the 10 s after which decoding seeks.
+    scenes = [(s, 10.0) for s in ["red", "green", "blue", "yellow", "purple", "white"] * 3]
+    video = write_scenes(tmp_path / name, scenes, fps=10, size=(32, 48), codec=codec,
+                         keyframe_every=keyframe_every)  # fmt: skip
+    seeks: list[bool] = []
+    real_seek = decode._seek
+
+    def counted(*args: object) -> tuple:
+        decoded, go_on = real_seek(*args)  # type: ignore[arg-type]
+        seeks.append(go_on)
+        return decoded, go_on
+
+    monkeypatch.setattr(decode, "_seek", counted)
+    sampling = Sampling(frames=16)
+    through = read_frames_with(video, sampling, seek_gap=None)
+    assert seeks == []
+    jumped = read_frames_with(video, sampling, seek_gap=decode.SEEK_GAP_SECONDS)
+    assert seeks and all(seeks) == seeks_kept
+    if not seeks_kept:
+        assert seeks == [False]  # one seek that landed behind, then front to back
+    np.testing.assert_array_equal(jumped[1], through[1])  # the same times
+    np.testing.assert_array_equal(jumped[0], through[0])  # and the same pixels
+
+
+def read_frames_with(video: Path, sampling: Sampling, seek_gap: float | None) -> tuple:
+    chunks = list(stream_frames(video, sampling, size=32, seek_gap=seek_gap))
+    return np.concatenate([f for _, f, _ in chunks]), np.concatenate([t for _, _, t in chunks])

@@ -6,6 +6,7 @@ then a centre crop, the usual ImageNet framing.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +29,10 @@ MAX_FRAMES = 1024
 # however long the video; only its features (2.5 kB a frame) are kept.
 MAX_STREAMED_FRAMES = 86_400
 CHUNK_FRAMES = 128
+# Targets further apart than this are reached by seeking to the keyframe before each:
+# decoding from there costs at most one keyframe interval (commonly 2-10 s), decoding
+# through costs the whole gap. Short clips sampled densely never seek.
+SEEK_GAP_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -108,11 +113,18 @@ def read_frames(path: Path, sampling: Sampling, size: int = 224) -> DecodedVideo
 
 
 def stream_frames(
-    path: Path, sampling: Sampling, size: int = 224, chunk: int = CHUNK_FRAMES
+    path: Path,
+    sampling: Sampling,
+    size: int = 224,
+    chunk: int = CHUNK_FRAMES,
+    seek_gap: float | None = SEEK_GAP_SECONDS,
 ) -> Iterator[tuple[VideoHeader, np.ndarray, np.ndarray]]:
-    """Decode `path` once, front to back, keeping the first frame at or after each target
-    time; yield them `chunk` at a time as (header, RGB uint8 [n, size, size, 3], seconds
-    [n]), so a long video is never held whole. Raises `UnreadableVideoError` with the
+    """Decode `path` front to back, keeping the first frame at or after each target time;
+    yield them `chunk` at a time as (header, RGB uint8 [n, size, size, 3], seconds [n]), so
+    a long video is never held whole. Where the next target is more than `seek_gap`
+    seconds past the last frame decoded, jump to the keyframe before it instead of
+    decoding everything between (the same frames: decoding from a keyframe gives what
+    decoding up to it would; None: never). Raises `UnreadableVideoError` with the
     reason for anything that is not a video (possibly after some chunks: the caller
     discards what it had of this file)."""
     import av
@@ -138,7 +150,16 @@ def stream_frames(
             taken = 0  # frames yielded or waiting in `frames`
             index = 0
             last = None  # the last frame decoded, and its time
-            for frame in container.decode(stream):
+            seeking = seek_gap is not None
+            decoded = container.decode(stream)
+            while taken < len(targets):
+                if seeking and last is not None and targets[taken] - last[1] > (seek_gap or 0):
+                    decoded, seeking = _seek(container, stream, targets[taken], last[1])
+                frame = next(decoded, None)
+                if frame is None:
+                    break
+                if frame.time is None:
+                    seeking = False  # no timestamps to seek by
                 t = frame.time if frame.time is not None else index / max(fps, 1e-6)
                 index += 1
                 last = (frame, t)
@@ -149,8 +170,6 @@ def stream_frames(
                     if len(frames) == chunk:
                         yield header, np.stack(frames), np.asarray(times)
                         frames, times = [], []
-                if taken == len(targets):
-                    break
             if index == 0:
                 raise UnreadableVideoError("no frames could be decoded")
             # A duration header a little longer than the stream (or a one-frame video
@@ -168,6 +187,24 @@ def stream_frames(
                 yield header, np.stack(frames), np.asarray(times)
     except av.error.FFmpegError as e:
         raise UnreadableVideoError(f"cannot decode ({e})") from None
+
+
+def _seek(container, stream, target: float, reached: float) -> tuple[Iterator, bool]:
+    """Frames from the keyframe at or before `target`, and whether to go on seeking: not
+    once a seek lands at or before `reached` (keyframes further apart than the gap, or a
+    file that cannot seek): from there decoding goes on front to back, never twice over
+    the same stretch again."""
+    try:
+        container.seek(int(target / stream.time_base), stream=stream, backward=True)
+    except Exception:  # a container that cannot seek: decode on from where it lands
+        return container.decode(stream), False
+    decoded = container.decode(stream)
+    first = next(decoded, None)
+    if first is None or first.time is None or first.time > target + 1e-6:
+        # Nothing, no timestamps, or past the target: back to what was reached, and on.
+        container.seek(int(reached / stream.time_base), stream=stream, backward=True)
+        return container.decode(stream), False
+    return itertools.chain([first], decoded), first.time > reached
 
 
 def _frame_count(stream, duration: float, fps: float) -> int | None:

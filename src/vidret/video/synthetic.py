@@ -42,8 +42,9 @@ def write_video(
     fps: int = 10,
     size: tuple[int, int] = (96, 128),
     codec: str = "libx264",
+    keyframe_every: int | None = None,
 ) -> Path:
-    return write_scenes(path, [(scene, seconds)], fps, size, codec)
+    return write_scenes(path, [(scene, seconds)], fps, size, codec, keyframe_every)
 
 
 def write_scenes(
@@ -52,9 +53,11 @@ def write_scenes(
     fps: int = 10,
     size: tuple[int, int] = (96, 128),
     codec: str = "libx264",
+    keyframe_every: int | None = None,
 ) -> Path:
     """One video of several scenes in a row, each (scene, seconds): a long video whose
-    moments are known."""
+    moments are known. `keyframe_every` frames a keyframe (the encoder's default: 250
+    for libx264)."""
     import av
 
     h, w = size
@@ -62,6 +65,8 @@ def write_scenes(
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        if keyframe_every:
+            stream.codec_context.gop_size = keyframe_every
         for scene, seconds in scenes:
             colour, pattern = SCENES[scene]
             for t in range(int(seconds * fps)):
