@@ -105,7 +105,7 @@ def test_seeking_to_keyframes_gives_the_frames_of_decoding_through(
     from vidret.video import decode
 
     # 3 minutes of 18 scenes (every frame drifts, so a frame off by one differs), 16
-    # frames sampled: targets 11 s apart, more than the 10 s after which decoding seeks.
+    # frames sampled: targets 11 s apart, more than the 2 s after which decoding seeks.
     scenes = [(s, 10.0) for s in ["red", "green", "blue", "yellow", "purple", "white"] * 3]
     video = write_scenes(tmp_path / name, scenes, fps=10, size=(32, 48), codec=codec,
                          keyframe_every=keyframe_every)  # fmt: skip

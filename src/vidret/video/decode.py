@@ -30,9 +30,10 @@ MAX_FRAMES = 1024
 MAX_STREAMED_FRAMES = 86_400
 CHUNK_FRAMES = 128
 # Targets further apart than this are reached by seeking to the keyframe before each:
-# decoding from there costs at most one keyframe interval (commonly 2-10 s), decoding
-# through costs the whole gap. Short clips sampled densely never seek.
-SEEK_GAP_SECONDS = 10.0
+# decoding from there costs at most one keyframe interval (commonly 1-10 s), decoding
+# through costs the whole gap. Where keyframes are further apart than the targets, the
+# first seek lands behind what was decoded and seeking stops (one interval lost, once).
+SEEK_GAP_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
