@@ -94,6 +94,7 @@ def test_max_frames_is_checked() -> None:
     ("name", "codec", "keyframe_every", "seeks_kept"),
     [
         ("short-gop.mp4", "libx264", 20, True),  # a keyframe every 2 s: seeks all the way
+        ("mid-gop.mp4", "libx264", 50, True),  # every 5 s: lands 0-5 s before each target
         ("sparse-gop.mp4", "libx264", 400, False),  # 40 s apart: a seek lands behind, stops
         ("short-gop.webm", "libvpx-vp9", 20, True),
     ],

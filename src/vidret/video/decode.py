@@ -152,10 +152,13 @@ def stream_frames(
             index = 0
             last = None  # the last frame decoded, and its time
             seeking = seek_gap is not None
+            sought = -1  # the target last sought: once per target, then decode up to it
             decoded = container.decode(stream)
             while taken < len(targets):
-                if seeking and last is not None and targets[taken] - last[1] > (seek_gap or 0):
+                far = last is not None and targets[taken] - last[1] > (seek_gap or 0)
+                if seeking and far and sought != taken:
                     decoded, seeking = _seek(container, stream, targets[taken], last[1])
+                    sought = taken
                 frame = next(decoded, None)
                 if frame is None:
                     break
