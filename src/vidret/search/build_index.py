@@ -21,6 +21,7 @@ from vidret.locking import folder_lock, remove_stale_temporaries
 from vidret.models.types import Embeddings
 from vidret.progress import note, progress_bar
 from vidret.runs.folder import load_trained_model
+from vidret.search.concept_settings import DEFAULT_POOLING
 from vidret.search.concepts import CONCEPTS_FILE, ConceptQueryEncoder, fuse_with_concepts
 from vidret.search.export_tower import add_query_tower, check_precision
 from vidret.search.faiss_index import check_index_kind
@@ -117,9 +118,9 @@ def _build_index(
         reference["segments"] = {"seconds": segment_seconds}
         bank_size = 0  # the bank's normalizers are of whole videos
     if fuse:
-        embeddings = fuse_with_concepts(embeddings, dataset, fuse, "max", run_dir)
+        embeddings = fuse_with_concepts(embeddings, dataset, fuse, DEFAULT_POOLING, run_dir)
         concepts = ConceptQueryEncoder()
-        reference["fuse"] = {"weight": fuse, "pooling": "max", "top": concepts.top,
+        reference["fuse"] = {"weight": fuse, "pooling": DEFAULT_POOLING, "top": concepts.top,
                              "text_model": str(concepts.text_model)}  # fmt: skip
         arrays = {CONCEPTS_FILE: {"names": concepts.name_vectors()}}
         bank_size = 0  # the bank's normalizers are of the model's scores alone

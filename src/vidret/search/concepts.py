@@ -22,9 +22,10 @@ ranked by the evidence for them):
 - Score: sum over concepts of weight x evidence, in [0, 1]: an inner product, so a FAISS
   index serves it like any other (`vidret.search.index`).
 
-The defaults (max pooling, top 5 concepts, cosine weights) were fixed before any
-measurement; benchmarks/bench_zero_shot.py reports every pooling on real clips with
-queries written beforehand (BENCHMARKS.md), and none is tuned to them.
+The defaults (mean pooling, top 3 concepts; cosine weights) were chosen on a validation set
+of clips and queries of its own (benchmarks/tune_zero_shot.py), never on the benchmark's:
+benchmarks/bench_zero_shot.py reports every pooling on other real clips with queries
+written beforehand (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ import json
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
@@ -44,6 +44,7 @@ from vidret.data.dataset import VideoDataset
 from vidret.errors import VidretError
 from vidret.io import save_npy_atomic
 from vidret.models.types import Embeddings
+from vidret.search.concept_settings import DEFAULT_POOLING, DEFAULT_TOP, POOLINGS
 from vidret.text.model_key import model_key
 from vidret.text.onnx_encoder import OnnxSentenceEncoder
 from vidret.text.sentence_bert import default_model_path, encode_texts
@@ -52,9 +53,6 @@ from vidret.video.frame_encoder import FEATURE_DIM, EfficientNetLite0, weights_f
 CONCEPT_FEATURE = EfficientNetLite0.name  # the expert the classifier reads
 NUM_CONCEPTS = 1000
 CONCEPTS_FILE = "concepts.npz"  # an index's concept evidence per video (zero-shot, --fuse)
-Pooling = Literal["max", "mean", "top3"]
-POOLINGS: tuple[str, ...] = ("max", "mean", "top3")
-DEFAULT_TOP = 5
 
 
 @cache
@@ -73,7 +71,9 @@ def frame_concepts(features: np.ndarray) -> np.ndarray:
     return p / p.sum(axis=-1, keepdims=True)
 
 
-def pool_frames(probabilities: np.ndarray, length: int, pooling: str = "max") -> np.ndarray:
+def pool_frames(
+    probabilities: np.ndarray, length: int, pooling: str = DEFAULT_POOLING
+) -> np.ndarray:
     """A video's evidence per concept from its first `length` frames' probabilities."""
     frames = probabilities[:length]
     if length == 0:
@@ -108,7 +108,7 @@ def crop_concepts(
 def video_evidence(
     features: np.ndarray,
     lengths: np.ndarray,
-    pooling: str = "max",
+    pooling: str = DEFAULT_POOLING,
     chunk: int = 256,
     regions: np.ndarray | None = None,
     region_mask: np.ndarray | None = None,

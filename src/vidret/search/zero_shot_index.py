@@ -29,12 +29,11 @@ from vidret.errors import VidretError
 from vidret.io import require_folder_or_nothing
 from vidret.locking import folder_lock, remove_stale_temporaries
 from vidret.models.types import Embeddings
+from vidret.search.concept_settings import DEFAULT_POOLING, DEFAULT_TOP, POOLINGS
 from vidret.search.concepts import (
     CONCEPT_FEATURE,
     CONCEPTS_FILE,
-    DEFAULT_TOP,
     NUM_CONCEPTS,
-    POOLINGS,
     ConceptQueryEncoder,
     video_evidence,
 )
@@ -48,7 +47,7 @@ def build_zero_shot_index(
     data_dir: Path,
     out: Path,
     kind: str = "flat",
-    pooling: str = "max",
+    pooling: str = DEFAULT_POOLING,
     top: int = DEFAULT_TOP,
     overwrite: bool = False,
     crops: bool = False,
