@@ -149,7 +149,7 @@ def variants_bar(results: dict[str, Any], path: Path) -> Path:
         ax.bar(x, means, width, yerr=stds, capsize=3, label=part)
     ax.set_xticks(np.arange(len(variants)))
     ax.set_xticklabels([textwrap.fill(v, 16) for v in variants], fontsize=8)
-    ax.set_ylabel("Rsum (mean +- std over seeds)")
+    ax.set_ylabel("Rsum (mean +- std over runs: seeds or folds)")
     lo = np.nanmin([r[p]["Rsum"] for r in results["runs"] for p in ("val", "test") if r.get(p)])
     ax.set_ylim(bottom=max(0, lo - 40))
     ax.legend(fontsize=8)
@@ -158,7 +158,7 @@ def variants_bar(results: dict[str, Any], path: Path) -> Path:
 
 
 def variants_curves(curves: dict[str, list[list[float]]], path: Path) -> Path:
-    """Validation Rsum per epoch of each variant: mean over seeds, band of +- one std."""
+    """Validation Rsum per epoch of each variant: mean over runs (seeds or folds), +- one std."""
     fig, ax = plt.subplots(figsize=(7, 4))
     for variant, runs in curves.items():
         length = max(len(r) for r in runs)
@@ -171,6 +171,9 @@ def variants_curves(curves: dict[str, list[list[float]]], path: Path) -> Path:
         ax.fill_between(epochs, mean - std, mean + std, alpha=0.15)
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation Rsum")
-    ax.set_title("mean over seeds (a seed stopped early leaves the mean from then on)", fontsize=9)
+    ax.set_title(
+        "mean over runs, seeds or folds (a run stopped early leaves the mean from then on)",
+        fontsize=9,
+    )
     ax.legend(fontsize=7)
     return _save(fig, path)
