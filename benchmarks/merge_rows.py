@@ -28,11 +28,13 @@ def merge_rows(
     spec: Path | None = None,
     as_name: str | None = None,
     compared_by: list[str] | None = None,
+    split: str = "test",
 ) -> None:
     """Copy `variant`'s runs from `source` into `target`'s table (named `as_name` there).
     `spec`: an experiment file to start `target` from when it has no results.json yet (its
     variants and definitions, no runs). `compared_by`: rows of `target` to test against
-    the copied row too (their paired difference is theirs minus its)."""
+    the copied row too (their paired difference is theirs minus its). `split`: the part
+    results.md reports (val for a tuning grid run with `--split val`)."""
     if spec is not None and not (target / "results.json").exists():
         from vidret.experiments.results import write_results
         from vidret.experiments.spec import load_experiment
@@ -79,7 +81,7 @@ def merge_rows(
         }
     write_json_atomic(target / "results.json", dst)
     with atomic_open(target / "results.md") as f:
-        f.write(results_table(dst))
+        f.write(results_table(dst, split))
 
 
 def main() -> None:
@@ -93,10 +95,13 @@ def main() -> None:
     parser.add_argument(
         "--compared-by", nargs="*", default=[], help="rows of the target to test against it"
     )
+    parser.add_argument(
+        "--split", choices=["val", "test"], default="test", help="the part results.md reports"
+    )
     args = parser.parse_args()
     merge_rows(
         args.source, args.target, args.variant, args.compare_to, args.spec, args.as_name,
-        args.compared_by,
+        args.compared_by, args.split,
     )  # fmt: skip
     print(f"{args.target / 'results.md'}: {args.as_name or args.variant!r} added")
 
