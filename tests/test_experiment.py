@@ -75,6 +75,13 @@ def test_experiment_runs_resumes_and_tabulates(tmp_path: Path, demo_dir: Path) -
     assert (out / "report" / "results.json").read_text() == (out / "results.json").read_text()
     one = runner.invoke(app, ["report", str(out / "infonce" / "seed0")], catch_exceptions=False)
     assert one.exit_code == 0 and (out / "infonce/seed0/report/training_curves.png").exists()
+    # A run folder that is gone (a row merged from another experiment): curves without it.
+    (out / "infonce" / "seed1").rename(tmp_path / "away")
+    partial = runner.invoke(app, ["report", str(out), "--out", str(tmp_path / "partial")])
+    assert partial.exit_code == 0, partial.output
+    assert "1 run folder(s) are not here" in partial.output
+    assert (tmp_path / "partial" / "validation_curves.png").exists()
+    (tmp_path / "away").rename(out / "infonce" / "seed1")
 
     # The experiment file is edited: its finished runs no longer match and are not reused.
     edited = yaml.safe_load(spec.read_text())

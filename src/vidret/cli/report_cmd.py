@@ -17,5 +17,5 @@ def report_command(
     """Training curves of a run; table, Rsum chart and validation curves of an experiment."""
     from vidret.eval.report import report
 
-    for path in report(folder, out):
+    for path in report(folder, out, say=lambda line: typer.echo(line, err=True)):
         typer.echo(f"wrote {path}")
