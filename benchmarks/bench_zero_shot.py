@@ -81,6 +81,15 @@ def floor_rates(engine: object, relevant: list[str]) -> dict:
     }
 
 
+def rank_summary(ranks: list[int]) -> dict:
+    """R@1, R@5 (%) and the median rank of queries with one relevant video each."""
+    return {
+        "R@1": round(100 * sum(r == 1 for r in ranks) / len(ranks), 1),
+        "R@5": round(100 * sum(r <= 5 for r in ranks) / len(ranks), 1),
+        "MdR": statistics.median(ranks),
+    }
+
+
 def vidret(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "vidret", *args], check=True)
 
@@ -135,9 +144,7 @@ def main() -> None:
                 rows.append({"query": text, "clip": file, "rank": rank, "top": ranked[0],
                              "concepts": [c for c, _ in result.concepts or []]})  # fmt: skip
         report["pooling"][pooling] = {
-            "R@1": round(100 * sum(r == 1 for r in ranks) / len(ranks), 1),
-            "R@5": round(100 * sum(r <= 5 for r in ranks) / len(ranks), 1),
-            "MdR": statistics.median(ranks),
+            **rank_summary(ranks),
             "latency_ms_p50": round(statistics.median(latency), 2),
             "floor": floor_rates(engine, [r["query"] for r in rows]),
             "queries": rows,
