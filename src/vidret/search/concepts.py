@@ -44,7 +44,7 @@ from vidret.data.dataset import VideoDataset
 from vidret.errors import VidretError
 from vidret.io import save_npy_atomic
 from vidret.models.types import Embeddings
-from vidret.search.concept_settings import DEFAULT_POOLING, DEFAULT_TOP, POOLINGS
+from vidret.search.concept_settings import DEFAULT_POOLING, DEFAULT_TOP, check_pooling
 from vidret.text.model_key import model_key
 from vidret.text.onnx_encoder import OnnxSentenceEncoder
 from vidret.text.sentence_bert import default_model_path, encode_texts
@@ -78,14 +78,12 @@ def pool_frames(
     frames = probabilities[:length]
     if length == 0:
         return np.zeros(probabilities.shape[-1], np.float32)
+    check_pooling(pooling)
     if pooling == "max":
         return frames.max(axis=0)
     if pooling == "mean":
         return frames.mean(axis=0)
-    if pooling == "top3":
-        best = np.sort(frames, axis=0)[-3:]
-        return best.mean(axis=0)
-    raise VidretError(f"--pooling {pooling!r}: choose one of {', '.join(POOLINGS)}")
+    return np.sort(frames, axis=0)[-3:].mean(axis=0)  # top3
 
 
 def crop_concepts(

@@ -29,7 +29,7 @@ from vidret.errors import VidretError
 from vidret.io import require_folder_or_nothing
 from vidret.locking import folder_lock, remove_stale_temporaries
 from vidret.models.types import Embeddings
-from vidret.search.concept_settings import DEFAULT_POOLING, DEFAULT_TOP, POOLINGS
+from vidret.search.concept_settings import DEFAULT_POOLING, DEFAULT_TOP, check_pooling
 from vidret.search.concepts import (
     CONCEPT_FEATURE,
     CONCEPTS_FILE,
@@ -55,8 +55,7 @@ def build_zero_shot_index(
     """`crops`: each frame's concepts are the best over the whole frame and its regions
     (the dataset must hold region features: `vidret extract --regions N`)."""
     check_index_kind(kind)
-    if pooling not in POOLINGS:
-        raise VidretError(f"--pooling {pooling!r}: choose one of {', '.join(POOLINGS)}")
+    check_pooling(pooling)
     if not 1 <= top <= NUM_CONCEPTS:
         raise VidretError(f"--top {top}: between 1 and {NUM_CONCEPTS} concepts")
     require_folder_or_nothing(out)
